@@ -1,0 +1,240 @@
+"""Every write to people, departments and invitations happens here."""
+
+import hashlib
+import io
+import secrets
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import IO
+
+from allauth.account.models import EmailAddress
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+from django.core.mail import send_mail
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+from PIL import Image, ImageOps
+
+from accounts import roles
+from accounts.errors import InvitationInvalid
+from accounts.models import Department, Invitation, User
+
+AVATAR_SIZE = 256
+AVATAR_MAX_PIXELS = 40_000_000
+
+
+def _hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def user_create(
+    *,
+    email: str,
+    password: str | None = None,
+    display_name: str = "",
+    job_title: str = "",
+    department: Department | None = None,
+    role_names: Iterable[str] = (),
+    is_superuser: bool = False,
+    is_active: bool = True,
+) -> User:
+    """Create a person whose address is trusted (HR, an admin or an invitation set it)."""
+    email = email.strip().lower()
+    if User.objects.filter(email__iexact=email).exists():
+        raise ValidationError({"email": "Someone with this email address already exists."})
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        job_title=job_title.strip(),
+        department=department,
+        is_superuser=is_superuser,
+        is_staff=is_superuser,
+        is_active=is_active,
+    )
+    if password:
+        validate_password(password, user)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
+    user_set_roles(user=user, role_names=role_names)
+    return user
+
+
+@transaction.atomic
+def user_set_roles(*, user: User, role_names: Iterable[str]) -> None:
+    """Give exactly these roles; HR (and only HR, besides superusers) may use the admin."""
+    wanted = set(role_names)
+    unknown = wanted - set(roles.ALL)
+    if unknown:
+        raise ValidationError(f"Unknown role: {', '.join(sorted(unknown))}.")
+    groups = Group.objects.filter(name__in=roles.ALL)
+    user.groups.remove(*[g for g in groups if g.name not in wanted])
+    user.groups.add(*[g for g in groups if g.name in wanted])
+    is_staff = user.is_superuser or roles.HR in wanted
+    if user.is_staff != is_staff:
+        user.is_staff = is_staff
+        user.save(update_fields=["is_staff"])
+
+
+@transaction.atomic
+def user_update(*, user: User, fields: dict[str, object]) -> User:
+    """Change profile data (HR in admin, or the person on their profile page)."""
+    allowed = {"display_name", "job_title", "phone", "time_zone", "department", "email"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValidationError(f"Cannot change {', '.join(sorted(unknown))} here.")
+    for name, value in fields.items():
+        setattr(user, name, value.strip() if isinstance(value, str) else value)
+    if "email" in fields:
+        user.email = user.email.lower()
+        if User.objects.filter(email__iexact=user.email).exclude(pk=user.pk).exists():
+            raise ValidationError({"email": "Someone with this email address already exists."})
+    user.full_clean(exclude=["password"])
+    user.save()
+    if "email" in fields:
+        EmailAddress.objects.filter(user=user).delete()
+        EmailAddress.objects.create(user=user, email=user.email, verified=True, primary=True)
+    return user
+
+
+def _avatar_png(upload: IO[bytes]) -> bytes:
+    """Re-encode an uploaded picture as a square PNG: no metadata, no polyglots."""
+    Image.MAX_IMAGE_PIXELS = AVATAR_MAX_PIXELS
+    try:
+        with Image.open(upload) as image:
+            image.load()
+            square = ImageOps.fit(image.convert("RGB"), (AVATAR_SIZE, AVATAR_SIZE))
+    except (OSError, Image.DecompressionBombError, ValueError):
+        raise ValidationError({"avatar": "This file is not a picture Kontor can read."}) from None
+    out = io.BytesIO()
+    square.save(out, format="PNG", optimize=True)
+    return out.getvalue()
+
+
+@transaction.atomic
+def profile_update(
+    *,
+    user: User,
+    display_name: str,
+    job_title: str,
+    phone: str,
+    time_zone: str,
+    avatar: IO[bytes] | None = None,
+    remove_avatar: bool = False,
+) -> User:
+    """The person edits their own profile."""
+    png = _avatar_png(avatar) if avatar is not None else None
+    user_update(
+        user=user,
+        fields={
+            "display_name": display_name,
+            "job_title": job_title,
+            "phone": phone,
+            "time_zone": time_zone,
+        },
+    )
+    if png is not None or remove_avatar:
+        old_name = user.avatar.name if user.avatar else ""
+        if png is not None:
+            user.avatar.save(f"{user.pk}-{secrets.token_hex(8)}.png", ContentFile(png), save=False)
+        else:
+            user.avatar = ""
+        user.save(update_fields=["avatar"])
+        if old_name:
+            storage = user.avatar.storage
+            transaction.on_commit(lambda: storage.delete(old_name))
+    return user
+
+
+@transaction.atomic
+def invitation_create(
+    *,
+    invited_by: User | None,
+    email: str,
+    display_name: str = "",
+    job_title: str = "",
+    department: Department | None = None,
+    base_url: str,
+) -> Invitation:
+    """Invite a person: an inactive account now, a one-time link by mail on commit.
+
+    Inviting an address that is still pending revokes the older links.
+    """
+    email = email.strip().lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = user_create(
+            email=email,
+            display_name=display_name,
+            job_title=job_title,
+            department=department,
+            is_active=False,
+        )
+    elif user.is_active or user.offboarded_at is not None or user.last_login is not None:
+        raise ValidationError({"email": "This person already has an account."})
+    now = timezone.now()
+    Invitation.objects.filter(user=user, accepted_at=None, revoked_at=None).update(revoked_at=now)
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        user=user,
+        email=email,
+        invited_by=invited_by,
+        token_hash=_hash_token(token),
+        created_at=now,
+        expires_at=now + timedelta(days=settings.KONTOR_INVITATION_DAYS),
+    )
+    link = f"{base_url.rstrip('/')}/invite/{token}/"
+    context = {
+        "invitation": invitation,
+        "link": link,
+        "company": settings.KONTOR_COMPANY_NAME,
+        "inviter": invited_by,
+        "days": settings.KONTOR_INVITATION_DAYS,
+    }
+    subject = f"You are invited to {settings.KONTOR_COMPANY_NAME} on Kontor"
+    body = render_to_string("accounts/email/invitation.txt", context)
+    html = render_to_string("accounts/email/invitation.html", context)
+    transaction.on_commit(
+        lambda: send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [email], html_message=html)
+    )
+    return invitation
+
+
+@transaction.atomic
+def invitation_revoke(*, invitation: Invitation) -> None:
+    Invitation.objects.filter(pk=invitation.pk, accepted_at=None, revoked_at=None).update(
+        revoked_at=timezone.now()
+    )
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, display_name: str, password: str) -> User:
+    """Use an invitation once: set name and password, activate the account."""
+    invitation = (
+        Invitation.objects.select_for_update()
+        .select_related("user")
+        .filter(token_hash=_hash_token(token))
+        .first()
+    )
+    if invitation is None or not invitation.is_usable():
+        raise InvitationInvalid()
+    user = invitation.user
+    if user.offboarded_at is not None:
+        raise InvitationInvalid()
+    validate_password(password, user)
+    user.display_name = display_name.strip() or user.display_name
+    user.set_password(password)
+    user.is_active = True
+    user.save(update_fields=["display_name", "password", "is_active"])
+    invitation.accepted_at = timezone.now()
+    invitation.save(update_fields=["accepted_at"])
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )
+    return user

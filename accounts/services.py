@@ -66,6 +66,20 @@ def user_create(
     return user
 
 
+def department_ensure(*, name: str) -> Department:
+    """The department with this name, created if it does not exist yet."""
+    return Department.objects.get_or_create(name=name.strip())[0]
+
+
+@transaction.atomic
+def department_set_head(*, department: Department, head: User | None) -> Department:
+    if head is not None and not head.is_active:
+        raise ValidationError({"head": "The head of a department must be an active person."})
+    department.head = head
+    department.save(update_fields=["head"])
+    return department
+
+
 @transaction.atomic
 def user_set_roles(*, user: User, role_names: Iterable[str]) -> None:
     """Give exactly these roles; HR (and only HR, besides superusers) may use the admin."""

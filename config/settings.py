@@ -317,7 +317,9 @@ CONTENT_SECURITY_POLICY = {
 MEDIA_ROOT = DATA_DIR / "media"
 MEDIA_URL = "/media/"  # never served directly: downloads go through permission checks
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Production serves the collected, hashed files (`collectstatic`); elsewhere
+# WhiteNoise serves them straight from the apps and no folder is needed.
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles"))) if PRODUCTION else None
 STATICFILES_DIRS = [BASE_DIR / "static"]
 KONTOR_STORAGE = env_choice("KONTOR_STORAGE", ("filesystem", "s3"), "filesystem")
 if KONTOR_STORAGE == "s3":

@@ -36,9 +36,12 @@ def wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeou
 
 
 def stop(processes: list[subprocess.Popen[bytes]]) -> None:
+    # SIGTERM to each main process: daphne closes its sockets, Celery finishes
+    # the running task and stops its pool and beat. Whatever is left after the
+    # grace period is killed with its whole process group.
     for process in processes:
         if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
+            process.terminate()
     deadline = time.monotonic() + STOP_GRACE_SECONDS
     for process in processes:
         try:

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from accounts import roles, services
-from accounts.models import Department, User
+from accounts.models import User
 
 DOMAIN = "nordlicht.example"
 
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             or os.environ.get("KONTOR_DEMO_PASSWORD")
             or f"demo-{secrets.token_urlsafe(9)}"
         )
-        departments = {name: Department.objects.get_or_create(name=name)[0] for name in DEPARTMENTS}
+        departments = {name: services.department_ensure(name=name) for name in DEPARTMENTS}
         created: list[User] = []
         for local, name, title, department, role_names, heads in PEOPLE:
             email = f"{local}@{DOMAIN}"
@@ -66,8 +66,7 @@ class Command(BaseCommand):
                 created.append(user)
             dept = departments[department]
             if heads and dept.head_id is None:
-                dept.head = user
-                dept.save(update_fields=["head"])
+                services.department_set_head(department=dept, head=user)
         if created:
             self.stdout.write(self.style.SUCCESS(f"Created {len(created)} demo people at @{DOMAIN}."))
             self.stdout.write(f"  password for each: {password}")

@@ -74,6 +74,9 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     date_joined = models.DateTimeField(default=timezone.now)
     offboarded_at = models.DateTimeField(null=True, blank=True)
+    send_read_receipts = models.BooleanField(
+        default=True, help_text="Let others see when you have read their messages."
+    )
 
     objects = UserManager()
 
@@ -114,6 +117,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     def initials(self) -> str:
         words = [w for w in (self.display_name or self.email).replace(".", " ").split() if w]
         return "".join(w[0] for w in words[:2]).upper() or "?"
+
+    @property
+    def handle(self) -> str:
+        """What colleagues type after @ to mention this person."""
+        return self.email.split("@", 1)[0]
 
     def has_role(self, role: str) -> bool:
         return self.groups.filter(name=role).exists()

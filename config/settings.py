@@ -266,6 +266,15 @@ KONTOR_SIGNUP_DOMAINS = [d.lower().lstrip("@") for d in env_list("KONTOR_SIGNUP_
 KONTOR_INVITATION_DAYS = env_int("KONTOR_INVITATION_DAYS", 7, minimum=1)
 KONTOR_COMPANY_NAME = env_str("KONTOR_COMPANY_NAME", "Kontor")
 
+# --- Messaging --------------------------------------------------------------
+KONTOR_MESSAGE_MAX_CHARS = env_int("KONTOR_MESSAGE_MAX_CHARS", 10_000, minimum=100)
+# How long after sending an author may edit (0: always). Deleting is always allowed.
+KONTOR_EDIT_WINDOW_SECONDS = env_int("KONTOR_EDIT_WINDOW_SECONDS", 3600, minimum=0)
+# A reconnecting client that missed more events than this reloads the page.
+KONTOR_RESUME_LIMIT = env_int("KONTOR_RESUME_LIMIT", 500, minimum=10)
+# Conversations up to this size show "seen by" markers under messages.
+KONTOR_SEEN_BY_MAX_MEMBERS = env_int("KONTOR_SEEN_BY_MAX_MEMBERS", 8, minimum=2)
+
 # Optional single sign-on through OpenID Connect (Keycloak, Entra ID, Okta, …).
 OIDC_SERVER_URL = env_str("OIDC_SERVER_URL")
 SOCIALACCOUNT_PROVIDERS: dict[str, dict[str, object]] = {}

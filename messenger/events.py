@@ -1,0 +1,169 @@
+"""The journal's wire format and its delivery.
+
+Every journal row becomes one JSON frame (``event_payload``); services hand
+events to ``publish_on_commit`` so a broadcast leaves only once the change is
+committed. Groups on the channel layer: ``conv.<id>`` (every socket of every
+member), ``user.<id>`` (every socket of one person), ``presence``.
+"""
+
+from collections.abc import Iterable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import connection, transaction
+
+from messenger.models import Event, Message
+
+# Any constant: the key of the advisory lock that orders journal commits.
+_JOURNAL_LOCK_KEY = 4_711_2026
+
+
+def conversation_group(conversation_id: int) -> str:
+    return f"conv.{conversation_id}"
+
+
+def user_group(user_id: int) -> str:
+    return f"user.{user_id}"
+
+
+PRESENCE_GROUP = "presence"
+
+
+def lock_journal() -> None:
+    """Make journal ids commit in order.
+
+    Resume means "every event after id N": an event with a smaller id must
+    never become visible after a larger one. PostgreSQL hands out sequence
+    values before commit, so concurrent writers take this transaction-scoped
+    lock before their first journal insert and hold it to commit. SQLite's
+    IMMEDIATE transactions already serialise writers. Services lock
+    conversation rows before calling this, never after, so no cycle can form.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_JOURNAL_LOCK_KEY])
+
+
+def author_payload(user: Any) -> dict[str, Any]:
+    return {
+        "id": user.pk,
+        "name": str(user),
+        "initials": user.initials,
+        "left": user.offboarded_at is not None,
+    }
+
+
+def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[str, Any]:
+    deleted = message.deleted_at is not None
+    return {
+        "id": message.pk,
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "author": author_payload(message.author),
+        # A deleted message is a tombstone for readers; the journal keeps its content.
+        "body": "" if deleted else message.body,
+        "html": "" if deleted else message.html,
+        "created_at": message.created_at.isoformat(),
+        "edited": message.edited_at is not None,
+        "deleted": deleted,
+        "client_id": str(message.client_id) if message.client_id else None,
+        "reply_to": message.reply_to_id,
+        "mentions": sorted(mention_ids),
+        "mentions_everyone": message.mentions_everyone and not deleted,
+    }
+
+
+_MESSAGE_TYPES = {Event.Type.MESSAGE, Event.Type.MESSAGE_EDITED, Event.Type.MESSAGE_DELETED}
+_MEMBERSHIP_TYPES = {
+    Event.Type.MEMBER_JOINED: "joined",
+    Event.Type.MEMBER_LEFT: "left",
+    Event.Type.MEMBER_ADDED: "added",
+    Event.Type.MEMBER_REMOVED: "removed",
+    Event.Type.ROLE_CHANGED: "role",
+}
+_CONVERSATION_TYPES = {
+    Event.Type.CONVERSATION_CREATED: "created",
+    Event.Type.RENAMED: "renamed",
+    Event.Type.TOPIC_CHANGED: "topic",
+    Event.Type.ARCHIVED: "archived",
+}
+
+
+def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dict[str, Any]:
+    """The frame for one journal event (message content as it is now)."""
+    base: dict[str, Any] = {"event": event.id, "conversation": event.conversation_id}
+    if event.type in _MESSAGE_TYPES:
+        assert event.message is not None
+        if mention_ids is None:
+            mention_ids = [m.user_id for m in event.message.mentions.all()]
+        return {"type": event.type, **base, "message": message_payload(event.message, mention_ids)}
+    if event.type in (Event.Type.REACTION_ADDED, Event.Type.REACTION_REMOVED):
+        return {
+            "type": "reaction",
+            **base,
+            "message": event.message_id,
+            "emoji": event.data.get("emoji"),
+            "user": author_payload(event.actor),
+            "added": event.type == Event.Type.REACTION_ADDED,
+        }
+    if event.type in _MEMBERSHIP_TYPES:
+        assert event.subject is not None
+        return {
+            "type": "membership",
+            **base,
+            "change": _MEMBERSHIP_TYPES[Event.Type(event.type)],
+            "user": author_payload(event.subject),
+            "actor": author_payload(event.actor),
+            "role": event.data.get("role"),
+        }
+    return {
+        "type": "conversation",
+        **base,
+        "change": _CONVERSATION_TYPES[Event.Type(event.type)],
+        **{k: v for k, v in event.data.items() if k in ("name", "topic", "kind")},
+    }
+
+
+def _send(group: str, message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) -> None:
+    """Broadcast ``event`` to its conversation once the transaction commits.
+
+    A membership event also goes to the person it is about, so that their
+    open sockets join (or leave) the conversation's group without reconnecting.
+    """
+    payload = event_payload(event, mention_ids)
+    conversation_id = event.conversation_id
+    subject_id = event.subject_id if event.type in _MEMBERSHIP_TYPES else None
+    joined = event.type in (Event.Type.MEMBER_JOINED, Event.Type.MEMBER_ADDED)
+
+    def send() -> None:
+        if subject_id is not None:
+            _send(
+                user_group(subject_id),
+                {
+                    "type": "membership.changed",
+                    "conversation": conversation_id,
+                    "member": joined,
+                    "event": payload["event"],
+                    "payload": payload,
+                },
+            )
+        _send(conversation_group(conversation_id), {"type": "journal.event", "payload": payload})
+
+    transaction.on_commit(send)
+
+
+def notify_on_commit(group: str, handler: str, payload: dict[str, Any]) -> None:
+    """Send an ephemeral frame (read receipt, …) to a group after commit."""
+    transaction.on_commit(lambda: _send(group, {"type": handler, "payload": payload}))
+
+
+def notify_now(group: str, handler: str, payload: dict[str, Any]) -> None:
+    """Send an ephemeral frame that touches no database (typing, presence)."""
+    _send(group, {"type": handler, "payload": payload})

@@ -1,0 +1,43 @@
+"""Who is online: a count of open sockets per person in the shared cache.
+
+The cache is Redis in production (shared by every daphne process) and local
+memory on the embedded default (one process). Counts expire, so a process that
+died without closing its sockets cannot keep someone "online" for long.
+"""
+
+from django.core.cache import cache
+
+_TTL = 6 * 3600
+
+
+def _key(user_id: int) -> str:
+    return f"presence:{user_id}"
+
+
+def presence_connect(*, user_id: int) -> bool:
+    """Count one more open socket; True when the person just came online."""
+    cache.add(_key(user_id), 0, _TTL)
+    try:
+        count = cache.incr(_key(user_id))
+    except ValueError:
+        cache.set(_key(user_id), 1, _TTL)
+        count = 1
+    cache.touch(_key(user_id), _TTL)
+    return count == 1
+
+
+def presence_disconnect(*, user_id: int) -> bool:
+    """Count one socket less; True when the person just went offline."""
+    try:
+        count = cache.decr(_key(user_id))
+    except ValueError:
+        return False
+    if count <= 0:
+        cache.delete(_key(user_id))
+        return True
+    return False
+
+
+def online_user_ids(user_ids: list[int]) -> set[int]:
+    found = cache.get_many([_key(i) for i in user_ids])
+    return {int(key.split(":", 1)[1]) for key, count in found.items() if count and count > 0}

@@ -1,0 +1,129 @@
+"""Message bodies: a safe subset of Markdown, rendered once at write time.
+
+markdown-it-py parses (no raw HTML, no images, no headings or tables), a core
+rule turns ``@handle`` and ``@channel`` into mention spans, and nh3 sanitises
+the result against an allowlist, so whatever a body contains, the HTML that
+reaches a browser holds no script, no event handler and no ``javascript:`` link.
+"""
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import nh3
+from markdown_it import MarkdownIt
+from markdown_it.rules_core import StateCore
+from markdown_it.token import Token
+
+EVERYONE = frozenset({"channel", "all", "everyone"})
+MENTION = re.compile(r"(?<![\w@.])@([a-z0-9](?:[a-z0-9._+-]*[a-z0-9])?)", re.IGNORECASE)
+
+ALLOWED_TAGS = {
+    "p",
+    "br",
+    "strong",
+    "em",
+    "s",
+    "del",
+    "code",
+    "pre",
+    "a",
+    "ul",
+    "ol",
+    "li",
+    "blockquote",
+    "span",
+}
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "span": {"class", "data-user-id"}, "ol": {"start"}}
+
+
+@dataclass(frozen=True)
+class Mentionable:
+    user_id: int
+    name: str
+
+
+@dataclass
+class Rendered:
+    html: str
+    mentioned_user_ids: set[int] = field(default_factory=set)
+    mentions_everyone: bool = False
+
+
+def _mention_rule(state: StateCore) -> None:
+    people: Mapping[str, Mentionable] = state.env.get("people", {})
+    found: Rendered = state.env["result"]
+    for block in state.tokens:
+        if block.type != "inline" or not block.children:
+            continue
+        children: list[Token] = []
+        in_link = 0
+        for token in block.children:
+            if token.type == "link_open":
+                in_link += 1
+            elif token.type == "link_close":
+                in_link -= 1
+            if token.type != "text" or in_link or "@" not in token.content:
+                children.append(token)
+                continue
+            pos = 0
+            for match in MENTION.finditer(token.content):
+                handle = match.group(1).lower()
+                person = people.get(handle)
+                if person is None and handle not in EVERYONE:
+                    continue
+                if match.start() > pos:
+                    children.append(_text(token.content[pos : match.start()]))
+                span = Token("mention", "span", 0)
+                if person is not None:
+                    span.meta = {"user_id": person.user_id, "label": f"@{person.name}"}
+                    found.mentioned_user_ids.add(person.user_id)
+                else:
+                    span.meta = {"user_id": None, "label": f"@{handle}"}
+                    found.mentions_everyone = True
+                children.append(span)
+                pos = match.end()
+            if pos < len(token.content):
+                children.append(_text(token.content[pos:]))
+        block.children = children
+
+
+def _text(content: str) -> Token:
+    token = Token("text", "", 0)
+    token.content = content
+    return token
+
+
+def _build() -> MarkdownIt:
+    md = MarkdownIt("commonmark", {"html": False, "linkify": True, "breaks": True, "typographer": False})
+    md.enable(["linkify", "strikethrough"])
+    md.disable(["image", "heading", "lheading", "hr", "html_block", "html_inline", "reference"])
+    md.core.ruler.push("kontor_mentions", _mention_rule)
+
+    def render_mention(self: object, tokens: list[Token], idx: int, options: object, env: object) -> str:
+        meta = tokens[idx].meta
+        escaped = md.utils.escapeHtml(meta["label"])
+        if meta["user_id"] is None:
+            return f'<span class="mention mention--everyone">{escaped}</span>'
+        return f'<span class="mention" data-user-id="{int(meta["user_id"])}">{escaped}</span>'
+
+    md.add_render_rule("mention", render_mention)
+    return md
+
+
+_MD = _build()
+
+
+def render_body(body: str, *, people: Mapping[str, Mentionable] | None = None) -> Rendered:
+    """Render a message body; ``people`` maps lower-case handles to mentionable members."""
+    result = Rendered(html="")
+    raw = _MD.render(body, {"people": people or {}, "result": result})
+    result.html = nh3.clean(
+        raw,
+        tags=ALLOWED_TAGS,
+        attributes=ALLOWED_ATTRIBUTES,
+        url_schemes={"http", "https", "mailto"},
+        link_rel="noopener noreferrer",
+        set_tag_attribute_values={"a": {"target": "_blank"}},
+    ).strip()
+    return result

@@ -1,0 +1,337 @@
+"""Read queries of the messenger. Each page and frame uses a fixed number of
+queries, whatever the length of a conversation."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils.html import escape
+
+from accounts.models import User
+from messenger.models import Conversation, Event, Membership, Mention, Message, Reaction
+from messenger.permissions import access_membership
+
+PAGE_SIZE = 50
+
+
+@dataclass
+class SidebarItem:
+    conversation: Conversation
+    title: str
+    unread: int
+    mentions: int
+    is_muted: bool
+    partner: User | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.conversation.kind
+
+
+def _count(queryset: QuerySet[Any]) -> Subquery:
+    return Subquery(
+        queryset.order_by().values("conversation").annotate(c=Count("pk")).values("c"),
+        output_field=IntegerField(),
+    )
+
+
+def sidebar_for_user(*, user: User) -> list[SidebarItem]:
+    """The person's conversations, most recent first, with unread and mention counts (2 queries)."""
+    unread = Message.objects.filter(
+        conversation=OuterRef("conversation"), seq__gt=OuterRef("last_read_seq"), deleted_at__isnull=True
+    ).exclude(author=user)
+    mentioned = unread.filter(
+        Q(mentions_everyone=True) | Exists(Mention.objects.filter(message=OuterRef("pk"), user=user))
+    )
+    memberships = list(
+        Membership.objects.filter(user=user, left_at__isnull=True)
+        .select_related("conversation")
+        .annotate(unread=Coalesce(_count(unread), 0), mentioned=Coalesce(_count(mentioned), 0))
+        .order_by(F("conversation__last_message_at").desc(nulls_last=True), "-conversation__created_at")
+    )
+    direct_ids = [m.conversation_id for m in memberships if m.conversation.is_direct]
+    partners: dict[int, User] = {}
+    if direct_ids:
+        for other in (
+            Membership.objects.filter(conversation_id__in=direct_ids)
+            .exclude(user=user)
+            .select_related("user")
+        ):
+            partners[other.conversation_id] = other.user
+    items = []
+    for membership in memberships:
+        conversation = membership.conversation
+        partner = partners.get(conversation.pk) if conversation.is_direct else None
+        if conversation.is_direct:
+            title = str(partner) if partner else f"{user} (you)"
+        else:
+            title = str(conversation)
+        mentions = membership.unread if conversation.is_direct else membership.mentioned
+        items.append(
+            SidebarItem(
+                conversation=conversation,
+                title=title,
+                unread=membership.unread,
+                mentions=mentions,
+                is_muted=membership.is_muted,
+                partner=partner,
+            )
+        )
+    return items
+
+
+@dataclass
+class ReactionSummary:
+    emoji: str
+    count: int
+    mine: bool
+    names: list[str] = field(default_factory=list)
+
+
+@dataclass
+class MessageView:
+    message: Message
+    reactions: list[ReactionSummary]
+    mentions_me: bool
+
+
+@dataclass
+class ConversationPage:
+    conversation: Conversation
+    membership: Membership
+    members: list[Membership]
+    messages: list[MessageView]
+    has_older: bool
+    title: str
+    partner: User | None
+    seen_by: dict[int, list[User]]
+
+    @property
+    def oldest_seq(self) -> int | None:
+        return self.messages[0].message.seq if self.messages else None
+
+
+def _message_views(user: User, messages: list[Message]) -> list[MessageView]:
+    ids = [m.pk for m in messages]
+    summaries: dict[int, dict[str, ReactionSummary]] = defaultdict(dict)
+    mentioned_ids: set[int] = set()
+    if ids:
+        for reaction in (
+            Reaction.objects.filter(message_id__in=ids).select_related("user").order_by("created_at", "pk")
+        ):
+            summary = summaries[reaction.message_id].setdefault(
+                reaction.emoji, ReactionSummary(emoji=reaction.emoji, count=0, mine=False)
+            )
+            summary.count += 1
+            summary.mine = summary.mine or reaction.user_id == user.pk
+            summary.names.append(str(reaction.user))
+        mentioned_ids = set(
+            Mention.objects.filter(message_id__in=ids, user=user).values_list("message_id", flat=True)
+        )
+    return [
+        MessageView(
+            message=m,
+            reactions=list(summaries[m.pk].values()),
+            mentions_me=(m.pk in mentioned_ids or m.mentions_everyone) and m.author_id != user.pk,
+        )
+        for m in messages
+    ]
+
+
+def conversation_page(
+    *, user: User, conversation_id: int, before_seq: int | None = None, limit: int = PAGE_SIZE
+) -> ConversationPage:
+    """The latest messages (or those before ``before_seq``), oldest first, with
+    reactions, replies and read markers, in a constant number of queries."""
+    membership = access_membership(user, conversation_id)
+    conversation = membership.conversation
+    messages_qs = Message.objects.filter(conversation=conversation).select_related(
+        "author", "reply_to", "reply_to__author"
+    )
+    if before_seq is not None:
+        messages_qs = messages_qs.filter(seq__lt=before_seq)
+    newest_first = list(messages_qs.order_by("-seq")[: limit + 1])
+    has_older = len(newest_first) > limit
+    messages = list(reversed(newest_first[:limit]))
+    members = list(
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+        .select_related("user")
+        .order_by("user__display_name")
+    )
+    partner = None
+    if conversation.is_direct:
+        partner = next((m.user for m in members if m.user_id != user.pk), None)
+        if partner is None:
+            former = (
+                Membership.objects.filter(conversation=conversation)
+                .exclude(user=user)
+                .select_related("user")
+                .first()
+            )
+            partner = former.user if former else None
+    title = (str(partner) if partner else f"{user} (you)") if conversation.is_direct else str(conversation)
+    # "Seen by" in small conversations: the latest message each member has read.
+    seen_by: dict[int, list[User]] = defaultdict(list)
+    if len(members) <= settings.KONTOR_SEEN_BY_MAX_MEMBERS and messages:
+        by_seq = {m.seq: m.pk for m in messages}
+        for member in members:
+            if member.user_id == user.pk or not member.user.send_read_receipts:
+                continue
+            readable = [seq for seq in by_seq if seq <= member.last_read_seq]
+            if readable:
+                seen_by[by_seq[max(readable)]].append(member.user)
+    return ConversationPage(
+        conversation=conversation,
+        membership=membership,
+        members=members,
+        messages=_message_views(user, messages),
+        has_older=has_older,
+        title=title,
+        partner=partner,
+        seen_by=dict(seen_by),
+    )
+
+
+def events_after(*, user: User, after: int, limit: int) -> tuple[list[Event], bool]:
+    """Journal events after ``after`` that ``user`` may see, oldest first.
+
+    Visible: events of conversations the person is an active member of, and
+    membership events about the person (so a removed client learns of it).
+    Returns at most ``limit`` events and whether more were left out.
+    """
+    mine = Membership.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
+    events = list(
+        Event.objects.filter(Q(conversation_id__in=mine) | Q(subject=user), id__gt=after)
+        .select_related("actor", "subject", "message", "message__author")
+        .prefetch_related(
+            Prefetch("message__mentions", queryset=Mention.objects.only("message_id", "user_id"))
+        )
+        .order_by("id")[: limit + 1]
+    )
+    return events[:limit], len(events) > limit
+
+
+def conversation_ids_for_user(*, user: User) -> set[int]:
+    return set(
+        Membership.objects.filter(user=user, left_at__isnull=True).values_list("conversation_id", flat=True)
+    )
+
+
+def latest_event_id() -> int:
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+@dataclass
+class ChannelRow:
+    channel: Conversation
+    members: int
+    joined: bool
+
+
+def channel_directory(*, user: User, q: str = "") -> list[ChannelRow]:
+    """Public channels (and private ones the person is in), for the channel browser."""
+    mine = Membership.objects.filter(conversation=OuterRef("pk"), user=user, left_at__isnull=True)
+    channels = Conversation.objects.filter(kind=Conversation.Kind.CHANNEL).filter(
+        Q(is_private=False) | Q(Exists(mine))
+    )
+    if q:
+        channels = channels.filter(Q(name__icontains=q) | Q(topic__icontains=q))
+    channels = channels.annotate(
+        n=Count("memberships", filter=Q(memberships__left_at__isnull=True)), joined=Exists(mine)
+    ).order_by("archived_at", "name")
+    return [ChannelRow(channel=c, members=c.n, joined=c.joined) for c in channels]
+
+
+def people_directory(*, q: str = "") -> QuerySet[User]:
+    people = User.objects.filter(is_active=True).select_related("department")
+    if q:
+        people = people.filter(
+            Q(display_name__icontains=q)
+            | Q(email__icontains=q)
+            | Q(job_title__icontains=q)
+            | Q(department__name__icontains=q)
+        )
+    return people.order_by("display_name", "email")
+
+
+@dataclass
+class SearchHit:
+    message: Message
+    snippet: str
+
+
+def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None = None) -> list[SearchHit]:
+    """Messages the person can see (active memberships) that match ``q``.
+
+    PostgreSQL: full-text search over the GIN-indexed ``to_tsvector('simple', body)``
+    with highlighted snippets. SQLite: every word must appear (case-insensitive).
+    Newest first; ``before_id`` pages on.
+    """
+    q = q.strip()
+    if not q:
+        return []
+    mine = Membership.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
+    hits = Message.objects.filter(conversation_id__in=mine, deleted_at__isnull=True).select_related(
+        "author", "conversation"
+    )
+    if before_id is not None:
+        hits = hits.filter(pk__lt=before_id)
+    if connection.vendor == "postgresql":
+        from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
+
+        query = SearchQuery(q, config="simple", search_type="websearch")
+        found = list(
+            hits.annotate(vector=SearchVector("body", config="simple"))
+            .filter(vector=query)
+            .annotate(
+                snippet=SearchHeadline(
+                    "body",
+                    query,
+                    config="simple",
+                    start_sel="<mark>",
+                    stop_sel="</mark>",
+                    max_words=30,
+                    min_words=12,
+                )
+            )
+            .order_by("-pk")[:limit]
+        )
+        # The headline is built from the raw body: escape it, then restore the marks.
+        return [
+            SearchHit(
+                message=m,
+                snippet=escape(m.snippet)
+                .replace("&lt;mark&gt;", "<mark>")
+                .replace("&lt;/mark&gt;", "</mark>"),
+            )
+            for m in found
+        ]
+    words = q.split()[:10]
+    for word in words:
+        hits = hits.filter(body__icontains=word)
+    return [SearchHit(message=m, snippet=_highlight(m.body, words)) for m in hits.order_by("-pk")[:limit]]
+
+
+def _highlight(body: str, words: list[str], width: int = 160) -> str:
+    lowered = body.lower()
+    first = min((lowered.find(w.lower()) for w in words if w.lower() in lowered), default=0)
+    start = max(0, first - width // 3)
+    excerpt = body[start : start + width]
+    html: str = escape(excerpt)
+    for word in sorted(set(words), key=len, reverse=True):
+        escaped = escape(word)
+        html = _mark(html, escaped)
+    return ("…" if start else "") + html + ("…" if start + width < len(body) else "")
+
+
+def _mark(html: str, word: str) -> str:
+    out, pos, lower, needle = [], 0, html.lower(), word.lower()
+    while (i := lower.find(needle, pos)) >= 0:
+        out.append(html[pos:i] + "<mark>" + html[i : i + len(word)] + "</mark>")
+        pos = i + len(word)
+    out.append(html[pos:])
+    return "".join(out)

@@ -1,0 +1,37 @@
+"""Every write of the messenger. Import from here: ``from messenger import services``."""
+
+from messenger.services.conversations import (
+    channel_archive,
+    channel_create,
+    channel_join,
+    conversation_leave,
+    conversation_mark_read,
+    conversation_rename,
+    conversation_set_topic,
+    direct_open,
+    group_create,
+    member_remove,
+    members_add,
+    membership_set_muted,
+)
+from messenger.services.messages import Sent, message_delete, message_edit, message_send, reaction_set
+
+__all__ = [
+    "Sent",
+    "channel_archive",
+    "channel_create",
+    "channel_join",
+    "conversation_leave",
+    "conversation_mark_read",
+    "conversation_rename",
+    "conversation_set_topic",
+    "direct_open",
+    "group_create",
+    "member_remove",
+    "members_add",
+    "membership_set_muted",
+    "message_delete",
+    "message_edit",
+    "message_send",
+    "reaction_set",
+]

@@ -1,0 +1,282 @@
+"""Writes to conversations and memberships. One transaction each; every change
+is journaled and broadcast on commit."""
+
+from collections.abc import Iterable
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.db.models.functions import Greatest, Now
+
+from accounts.models import User
+from messenger.errors import ConversationArchived, Forbidden, Invalid, NotFound, RecipientInactive
+from messenger.events import conversation_group, notify_on_commit, user_group
+from messenger.models import Conversation, Event, Membership, Message
+from messenger.permissions import access_conversation, access_membership, access_public_channel
+from messenger.services._journal import append
+
+NAME_MAX = 80
+TOPIC_MAX = 250
+
+
+def _clean_name(name: str, *, required: bool) -> str:
+    name = " ".join(name.split())
+    if required and not name:
+        raise Invalid("Give it a name.")
+    if len(name) > NAME_MAX:
+        raise Invalid(f"Names are limited to {NAME_MAX} characters.")
+    return name
+
+
+def _active_users(user_ids: Iterable[int]) -> list[User]:
+    ids = {int(i) for i in user_ids}
+    users = list(User.objects.filter(pk__in=ids, is_active=True))
+    if len(users) != len(ids):
+        raise Invalid("Some of these people do not exist or have left the company.")
+    return users
+
+
+def _add_member(
+    conversation: Conversation, actor: User, user: User, *, role: str = Membership.Role.MEMBER
+) -> Membership:
+    membership, created = Membership.objects.get_or_create(
+        conversation=conversation, user=user, defaults={"role": role}
+    )
+    if not created:
+        if membership.left_at is None:
+            return membership
+        Membership.objects.filter(pk=membership.pk).update(left_at=None, joined_at=Now(), role=role)
+        membership.refresh_from_db()
+    type_ = Event.Type.MEMBER_JOINED if user == actor else Event.Type.MEMBER_ADDED
+    append(conversation, type_, actor, subject=user, data={"role": membership.role})
+    return membership
+
+
+def _ensure_owner_remains(conversation: Conversation, actor: User) -> None:
+    """Hand ownership on when the last owner goes: a conversation never lacks one."""
+    active = Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+    if active.filter(role=Membership.Role.OWNER).exists():
+        return
+    successor = active.order_by("joined_at", "pk").select_related("user").first()
+    if successor is None:
+        return
+    Membership.objects.filter(pk=successor.pk).update(role=Membership.Role.OWNER)
+    append(conversation, Event.Type.ROLE_CHANGED, actor, subject=successor.user, data={"role": "owner"})
+
+
+def _require_open(conversation: Conversation) -> None:
+    if conversation.archived_at is not None:
+        raise ConversationArchived("This channel is archived: it can be read but not changed.")
+
+
+@transaction.atomic
+def direct_open(*, actor: User, other_user_id: int) -> Conversation:
+    """Start, or reopen, the one direct conversation between two people."""
+    other = User.objects.filter(pk=other_user_id).first()
+    if other is None:
+        raise NotFound("person")
+    low, high = sorted((actor.pk, other.pk))
+    key = f"{low}:{high}"
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing
+    if not other.is_active:
+        raise RecipientInactive(f"{other} has left the company and cannot receive messages.")
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                kind=Conversation.Kind.DIRECT, direct_key=key, created_by=actor
+            )
+    except IntegrityError:
+        # Both people opened it at the same moment: use the one that won.
+        return Conversation.objects.get(direct_key=key)
+    append(conversation, Event.Type.CONVERSATION_CREATED, actor, data={"kind": "direct"})
+    for person in {actor, other}:
+        _add_member(conversation, actor, person)
+    return conversation
+
+
+@transaction.atomic
+def group_create(*, actor: User, name: str, member_ids: Iterable[int]) -> Conversation:
+    members = [u for u in _active_users(member_ids) if u != actor]
+    if not members:
+        raise Invalid("Add at least one other person to the group.")
+    conversation = Conversation.objects.create(
+        kind=Conversation.Kind.GROUP, name=_clean_name(name, required=False), created_by=actor
+    )
+    append(
+        conversation,
+        Event.Type.CONVERSATION_CREATED,
+        actor,
+        data={"kind": "group", "name": conversation.name},
+    )
+    _add_member(conversation, actor, actor, role=Membership.Role.OWNER)
+    for person in members:
+        _add_member(conversation, actor, person)
+    return conversation
+
+
+@transaction.atomic
+def channel_create(
+    *, actor: User, name: str, topic: str = "", is_private: bool = False, member_ids: Iterable[int] = ()
+) -> Conversation:
+    name = _clean_name(name.lstrip("#"), required=True)
+    if Conversation.objects.filter(kind=Conversation.Kind.CHANNEL, name__iexact=name).exists():
+        raise Invalid(f"A channel named #{name} exists already.")
+    topic = _clean_topic(topic)
+    conversation = Conversation.objects.create(
+        kind=Conversation.Kind.CHANNEL, name=name, topic=topic, is_private=is_private, created_by=actor
+    )
+    append(
+        conversation,
+        Event.Type.CONVERSATION_CREATED,
+        actor,
+        data={"kind": "channel", "name": name, "topic": topic, "private": is_private},
+    )
+    _add_member(conversation, actor, actor, role=Membership.Role.OWNER)
+    for person in _active_users(member_ids):
+        _add_member(conversation, actor, person)
+    return conversation
+
+
+def _clean_topic(topic: str) -> str:
+    topic = topic.strip()
+    if len(topic) > TOPIC_MAX:
+        raise Invalid(f"Topics are limited to {TOPIC_MAX} characters.")
+    return topic
+
+
+@transaction.atomic
+def members_add(*, actor: User, conversation_id: int, user_ids: Iterable[int]) -> list[Membership]:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    _require_open(conversation)
+    if conversation.is_direct:
+        raise Invalid("A direct conversation is between two people; start a group instead.")
+    return [_add_member(conversation, actor, person) for person in _active_users(user_ids)]
+
+
+@transaction.atomic
+def member_remove(*, actor: User, conversation_id: int, user_id: int) -> None:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    _require_open(conversation)
+    if user_id == actor.pk:
+        _leave(conversation, actor)
+        return
+    own = Membership.objects.get(conversation=conversation, user=actor)
+    if own.role != Membership.Role.OWNER:
+        raise Forbidden("Only an owner can remove people.")
+    membership = Membership.objects.filter(
+        conversation=conversation, user_id=user_id, left_at__isnull=True
+    ).first()
+    if membership is None:
+        raise NotFound("member")
+    Membership.objects.filter(pk=membership.pk).update(left_at=Now())
+    append(conversation, Event.Type.MEMBER_REMOVED, actor, subject=membership.user)
+
+
+@transaction.atomic
+def channel_join(*, actor: User, conversation_id: int) -> Membership:
+    conversation = access_public_channel(actor, conversation_id)
+    conversation = Conversation.objects.select_for_update().get(pk=conversation.pk)
+    _require_open(conversation)
+    return _add_member(conversation, actor, actor)
+
+
+@transaction.atomic
+def conversation_leave(*, actor: User, conversation_id: int) -> None:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    _leave(conversation, actor)
+
+
+def _leave(conversation: Conversation, actor: User) -> None:
+    if conversation.is_direct:
+        raise Invalid("You cannot leave a direct conversation; mute it instead.")
+    Membership.objects.filter(conversation=conversation, user=actor).update(left_at=Now())
+    append(conversation, Event.Type.MEMBER_LEFT, actor, subject=actor)
+    _ensure_owner_remains(conversation, actor)
+
+
+@transaction.atomic
+def conversation_rename(*, actor: User, conversation_id: int, name: str) -> Conversation:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    _require_open(conversation)
+    if conversation.is_direct:
+        raise Invalid("Direct conversations have no name.")
+    name = _clean_name(name.lstrip("#"), required=conversation.is_channel)
+    if conversation.is_channel:
+        _require_owner(conversation, actor)
+        taken = Conversation.objects.filter(kind=Conversation.Kind.CHANNEL, name__iexact=name)
+        if taken.exclude(pk=conversation.pk).exists():
+            raise Invalid(f"A channel named #{name} exists already.")
+    if name == conversation.name:
+        return conversation
+    conversation.name = name
+    conversation.save(update_fields=["name"])
+    append(conversation, Event.Type.RENAMED, actor, data={"name": name})
+    return conversation
+
+
+@transaction.atomic
+def conversation_set_topic(*, actor: User, conversation_id: int, topic: str) -> Conversation:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    _require_open(conversation)
+    topic = _clean_topic(topic)
+    if topic == conversation.topic:
+        return conversation
+    conversation.topic = topic
+    conversation.save(update_fields=["topic"])
+    append(conversation, Event.Type.TOPIC_CHANGED, actor, data={"topic": topic})
+    return conversation
+
+
+def _require_owner(conversation: Conversation, actor: User) -> None:
+    if not Membership.objects.filter(
+        conversation=conversation, user=actor, role=Membership.Role.OWNER, left_at__isnull=True
+    ).exists():
+        raise Forbidden("Only an owner can do this.")
+
+
+@transaction.atomic
+def channel_archive(*, actor: User, conversation_id: int) -> Conversation:
+    conversation = access_conversation(actor, conversation_id, for_update=True)
+    if not conversation.is_channel:
+        raise Invalid("Only channels can be archived.")
+    _require_open(conversation)
+    _require_owner(conversation, actor)
+    Conversation.objects.filter(pk=conversation.pk).update(archived_at=Now())
+    conversation.refresh_from_db(fields=["archived_at"])
+    append(conversation, Event.Type.ARCHIVED, actor)
+    return conversation
+
+
+@transaction.atomic
+def membership_set_muted(*, actor: User, conversation_id: int, muted: bool) -> Membership:
+    membership = access_membership(actor, conversation_id)
+    if membership.is_muted != muted:
+        membership.is_muted = muted
+        membership.save(update_fields=["is_muted"])
+    return membership
+
+
+@transaction.atomic
+def conversation_mark_read(*, actor: User, conversation_id: int, message_id: int | None = None) -> int:
+    """Mark the conversation read up to a message (or all of it); returns the read sequence.
+
+    Read markers only move forward. Others learn of it unless the reader
+    switched read receipts off; the reader's own other tabs always do.
+    """
+    membership = access_membership(actor, conversation_id)
+    if message_id is None:
+        seq = membership.conversation.last_seq
+    else:
+        found = Message.objects.filter(pk=message_id, conversation_id=conversation_id).values("seq").first()
+        if found is None:
+            raise NotFound("message")
+        seq = found["seq"]
+    if seq <= membership.last_read_seq:
+        return membership.last_read_seq
+    Membership.objects.filter(pk=membership.pk).update(last_read_seq=Greatest(F("last_read_seq"), seq))
+    payload = {"type": "read", "conversation": conversation_id, "user": actor.pk, "seq": seq}
+    notify_on_commit(user_group(actor.pk), "read.receipt", payload)
+    if actor.send_read_receipts:
+        notify_on_commit(conversation_group(conversation_id), "read.receipt", payload)
+    return seq

@@ -1,0 +1,61 @@
+"""Websocket helpers: real sessions, real ASGI stack (origin check, session auth)."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from accounts.models import User
+from config.asgi import application
+
+
+class Socket:
+    """A browser tab's websocket, driven from a test."""
+
+    def __init__(self, communicator: WebsocketCommunicator) -> None:
+        self.communicator = communicator
+
+    async def send(self, frame: dict[str, Any] | str) -> None:
+        await self.communicator.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
+
+    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+        return json.loads(await self.communicator.receive_from(timeout=timeout))
+
+    async def receive_type(self, type_: str, timeout: float = 3) -> dict[str, Any]:
+        """The next frame of this type (others, like presence, are skipped)."""
+        while True:
+            frame = await self.receive(timeout)
+            if frame["type"] == type_:
+                return frame
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+def session_headers(user: User, origin: str = "http://localhost") -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    cookie = f"sessionid={client.cookies['sessionid'].value}"
+    return [(b"origin", origin.encode()), (b"cookie", cookie.encode()), (b"host", b"localhost")]
+
+
+async def open_socket(user: User | None, origin: str = "http://localhost") -> tuple[bool, Socket]:
+    if user is not None:
+        headers = await sync_to_async(session_headers)(user, origin)
+    else:
+        headers = [(b"origin", origin.encode())]
+    communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
+    connected, _ = await communicator.connect()
+    return connected, Socket(communicator)
+
+
+@pytest.fixture
+def connect() -> Callable[..., Any]:
+    return open_socket

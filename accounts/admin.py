@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
+from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 from django.http import HttpRequest
@@ -55,6 +56,23 @@ class UserCreationForm(forms.ModelForm):
     class Meta:
         model = User
         fields = ["email", "display_name", "job_title", "department", "phone", "time_zone"]
+
+    def clean_email(self) -> str:
+        email = self.cleaned_data["email"].strip().lower()
+        if User.objects.filter(email__iexact=email).exists():
+            raise ValidationError("Someone with this email address already exists.")
+        return email
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        password = data.get("password")
+        if password:
+            candidate = User(email=data.get("email", ""), display_name=data.get("display_name", ""))
+            try:
+                validate_password(password, candidate)
+            except ValidationError as error:
+                self.add_error("password", error)
+        return data
 
 
 @admin.register(User)
@@ -144,6 +162,12 @@ class InvitationForm(forms.ModelForm):
         model = Invitation
         fields = ["email"]
 
+    def clean_email(self) -> str:
+        try:
+            return services.invitation_check_email(email=self.cleaned_data["email"])
+        except ValidationError as error:
+            raise ValidationError(error.message_dict["email"]) from None
+
 
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
@@ -173,7 +197,13 @@ class InvitationAdmin(admin.ModelAdmin):
             return self.get_readonly_fields(request, obj)
         return self.fields
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # A sent invitation is a record: it can be revoked or resent, not edited.
+        return obj is None and super().has_change_permission(request, obj)
+
     def save_model(self, request: HttpRequest, obj: Invitation, form: forms.ModelForm, change: bool) -> None:
+        if change:
+            return
         data = form.cleaned_data
         invitation = services.invitation_create(
             invited_by=request.user,  # type: ignore[arg-type]
@@ -188,6 +218,9 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def save_form(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Invitation:
         return form.instance  # nothing is saved here; save_model calls the service
+
+    def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
+        """An invitation has no related objects; the service wrote everything."""
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -9,7 +9,7 @@ from typing import IO
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
@@ -66,6 +66,21 @@ def user_create(
     return user
 
 
+def role_groups() -> list[Group]:
+    """The role groups. Migration 0002 makes them; should one be missing (a
+    database flushed by hand), it is made again with its permissions."""
+    groups = []
+    for name in roles.ALL:
+        group, created = Group.objects.get_or_create(name=name)
+        if created and name == roles.HR:
+            for app_label, codename in roles.HR_PERMISSIONS:
+                group.permissions.add(
+                    Permission.objects.get(content_type__app_label=app_label, codename=codename)
+                )
+        groups.append(group)
+    return groups
+
+
 def department_ensure(*, name: str) -> Department:
     """The department with this name, created if it does not exist yet."""
     return Department.objects.get_or_create(name=name.strip())[0]
@@ -87,7 +102,7 @@ def user_set_roles(*, user: User, role_names: Iterable[str]) -> None:
     unknown = wanted - set(roles.ALL)
     if unknown:
         raise ValidationError(f"Unknown role: {', '.join(sorted(unknown))}.")
-    groups = Group.objects.filter(name__in=roles.ALL)
+    groups = role_groups()
     user.groups.remove(*[g for g in groups if g.name not in wanted])
     user.groups.add(*[g for g in groups if g.name in wanted])
     is_staff = user.is_superuser or roles.HR in wanted
@@ -166,6 +181,16 @@ def profile_update(
     return user
 
 
+def invitation_check_email(*, email: str) -> str:
+    """The normalised address, if it may be invited: nobody uses it yet, or only
+    a pending invitation does (inviting again sends a new link)."""
+    email = email.strip().lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is not None and (user.is_active or user.offboarded_at is not None or user.last_login is not None):
+        raise ValidationError({"email": "This person already has an account."})
+    return email
+
+
 @transaction.atomic
 def invitation_create(
     *,
@@ -180,7 +205,7 @@ def invitation_create(
 
     Inviting an address that is still pending revokes the older links.
     """
-    email = email.strip().lower()
+    email = invitation_check_email(email=email)
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = user_create(
@@ -190,8 +215,6 @@ def invitation_create(
             department=department,
             is_active=False,
         )
-    elif user.is_active or user.offboarded_at is not None or user.last_login is not None:
-        raise ValidationError({"email": "This person already has an account."})
     now = timezone.now()
     Invitation.objects.filter(user=user, accepted_at=None, revoked_at=None).update(revoked_at=now)
     token = secrets.token_urlsafe(32)

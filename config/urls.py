@@ -1,9 +1,12 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 admin.site.site_header = "Kontor administration"
 admin.site.site_title = "Kontor admin"
 admin.site.index_title = "People and organisation"
+# Sign in to the admin through allauth: the same second factor and rate limits.
+admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -8,7 +8,8 @@ import os
 import secrets
 from typing import Any
 
-from django.core.management.base import BaseCommand
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 
 from accounts import services
 from accounts.models import User
@@ -24,7 +25,14 @@ class Command(BaseCommand):
             return
         email = os.environ.get("KONTOR_ADMIN_EMAIL", "").strip() or "admin@kontor.localhost"
         password = os.environ.get("KONTOR_ADMIN_PASSWORD", "") or secrets.token_urlsafe(12)
-        services.user_create(email=email, password=password, display_name="Administrator", is_superuser=True)
+        try:
+            services.user_create(
+                email=email, password=password, display_name="Administrator", is_superuser=True
+            )
+        except ValidationError as error:
+            raise CommandError(
+                f"KONTOR_ADMIN_EMAIL / KONTOR_ADMIN_PASSWORD are not accepted: {' '.join(error.messages)}"
+            ) from None
         self.stdout.write(self.style.SUCCESS("Created the first administrator:"))
         self.stdout.write(f"  email:    {email}")
         self.stdout.write(f"  password: {password}")

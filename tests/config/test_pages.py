@@ -1,0 +1,160 @@
+"""Every page comes from Kontor's own server, under a strict Content-Security-Policy."""
+
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
+
+import pytest
+from django.conf import settings
+from django.contrib.staticfiles import finders
+from django.test import Client
+from pytest_django import DjangoAssertNumQueries
+
+from accounts import roles
+from accounts.models import User
+from tests.factories import DepartmentFactory, make_user
+
+pytestmark = pytest.mark.django_db
+
+OWN_HOSTS = {"testserver", "localhost"}
+# On the foundation the home page needs four: the session, the user, "has this
+# person set up 2FA?" (the reminder) and the person's roles (the navigation).
+# Whatever is added, the count must not grow with colleagues, roles or departments.
+HOME_MAX_QUERIES = 8
+
+
+class _Links(HTMLParser):
+    """Collects every src/href/action, inline scripts and style attributes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline_scripts = 0
+        self.style_attributes = 0
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        for name in ("src", "href", "action", "poster", "data"):
+            value = values.get(name)
+            if value is not None:
+                self.urls.append(value.strip())
+        if "style" in values:
+            self.style_attributes += 1
+        if tag == "script" and not values.get("src") and values.get("type") != "application/json":
+            self._in_script = True
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline_scripts += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._in_script = False
+
+
+def _links(html: str) -> _Links:
+    parser = _Links()
+    parser.feed(html)
+    return parser
+
+
+def _client_for(user: User | None) -> Client:
+    client = Client()
+    if user is not None:
+        client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def pages(alice: User, hr_user: User) -> list[tuple[str, Client]]:
+    anonymous, alice_client, hr_client = _client_for(None), _client_for(alice), _client_for(hr_user)
+    return [
+        ("/accounts/login/", anonymous),
+        ("/accounts/password/reset/", anonymous),
+        ("/", alice_client),
+        ("/profile/", alice_client),
+        ("/accounts/2fa/", alice_client),
+        ("/admin/", hr_client),
+        ("/admin/accounts/user/", hr_client),
+    ]
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/", "/profile/", "/accounts/2fa/"])
+def test_pages_send_a_strict_content_security_policy(client: Client, alice: User, path: str) -> None:
+    if path != "/accounts/login/":
+        client.force_login(alice)
+
+    response = client.get(path)
+
+    assert response.status_code == 200
+    policy = {
+        directive.split()[0]: directive.split()[1:]
+        for directive in response["Content-Security-Policy"].split(";")
+        if directive.strip()
+    }
+    assert policy["default-src"] == ["'self'"]
+    assert policy["script-src"] == ["'self'"]
+    assert policy["style-src"] == ["'self'"]
+    assert policy["object-src"] == ["'none'"]
+    assert policy["frame-ancestors"] == ["'none'"]
+    assert response["X-Frame-Options"] == "DENY"
+
+
+def test_no_page_loads_anything_from_another_host(pages: list[tuple[str, Client]]) -> None:
+    for path, client in pages:
+        response = client.get(path)
+        assert response.status_code == 200, path
+        for url in _links(response.content.decode()).urls:
+            parts = urlsplit(url)
+            if url.startswith(("http://", "https://", "//")):
+                assert parts.hostname in OWN_HOSTS, f"{path} refers to {url}"
+            else:
+                assert parts.scheme in ("", "data", "mailto"), f"{path} refers to {url}"
+
+
+def test_static_files_referenced_by_pages_exist(pages: list[tuple[str, Client]]) -> None:
+    checked = 0
+    for path, client in pages:
+        for url in _links(client.get(path).content.decode()).urls:
+            url_path = urlsplit(url).path
+            if url_path.startswith(settings.STATIC_URL):
+                name = url_path.removeprefix(settings.STATIC_URL)
+                assert finders.find(name) is not None, f"{path} refers to missing {url}"
+                checked += 1
+    assert checked >= 10
+
+
+def test_kontor_pages_have_no_inline_script_or_style(pages: list[tuple[str, Client]]) -> None:
+    # The policy forbids both: a browser would silently drop them.
+    for path, client in pages:
+        found = _links(client.get(path).content.decode())
+        assert found.inline_scripts == 0, path
+        assert found.style_attributes == 0, path
+
+
+def test_home_page_query_count_is_constant(
+    client: Client,
+    alice: User,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    client.force_login(alice)
+    client.get("/")  # a first request may refresh the session
+
+    with django_assert_max_num_queries(HOME_MAX_QUERIES) as sparse:
+        assert client.get("/").status_code == 200
+    queries = len(sparse)  # now: the next request resets the connection's query log
+
+    busy = make_user(
+        email="busy@kontor.example",
+        department=DepartmentFactory(name="Sales"),
+        roles=[roles.HR, roles.AUDITORS],
+    )
+    for n in range(10):
+        make_user(email=f"colleague{n}@kontor.example", department=busy.department)
+    client.force_login(busy)
+    client.get("/")
+
+    with django_assert_num_queries(queries):
+        page = client.get("/")
+    assert "People admin" in page.content.decode()

@@ -154,6 +154,19 @@ if DATABASE_URL:
     )
     if _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["OPTIONS"] = dict(_SQLITE_OPTIONS)
+    elif env_bool("DATABASE_POOL", True):
+        # Under ASGI every database hop of a consumer closes "old" connections;
+        # psycopg's pool makes that a return to the pool instead of a new login.
+        if _db.get("CONN_MAX_AGE"):
+            raise ImproperlyConfigured("DATABASE_POOL and DATABASE_CONN_MAX_AGE exclude each other.")
+        _db["OPTIONS"] = {
+            **dict(_db.get("OPTIONS") or {}),  # type: ignore[call-overload]
+            "pool": {
+                "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=1),
+                "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=2),
+                "timeout": 30,
+            },
+        }
 else:
     _db = {
         "ENGINE": "django.db.backends.sqlite3",

@@ -41,6 +41,11 @@ TYPING_INTERVAL = 2.0
 REMEMBERED_EVENTS = 5000
 
 
+def _socket_start(user: User) -> tuple[set[int], int, bool]:
+    conversations, latest = selectors.socket_start(user=user)
+    return conversations, latest, presence.presence_connect(user_id=user.pk)
+
+
 def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool]:
     events, truncated = selectors.events_after(user=user, after=after, limit=settings.KONTOR_RESUME_LIMIT)
     return [event_payload(e) for e in events], truncated
@@ -91,15 +96,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_events: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.joined_groups: set[str] = set()
-        self.conversations = await database_sync_to_async(selectors.conversation_ids_for_user)(user=user)
+        self.conversations, latest, self.came_online = await database_sync_to_async(_socket_start)(user)
         for conversation_id in self.conversations:
             await self._join(conversation_group(conversation_id))
         await self._join(user_group(user.pk))
         await self._join(PRESENCE_GROUP)
         await self.accept()
-        latest = await database_sync_to_async(selectors.latest_event_id)()
         await self.send_json({"type": "hello", "user": user.pk, "event": latest})
-        if await database_sync_to_async(presence.presence_connect)(user_id=user.pk):
+        if self.came_online:
             await self._presence(online=True)
 
     async def disconnect(self, code: int) -> None:

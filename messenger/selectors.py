@@ -1,6 +1,7 @@
 """Read queries of the messenger. Each page and frame uses a fixed number of
 queries, whatever the length of a conversation."""
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -221,6 +222,11 @@ def conversation_ids_for_user(*, user: User) -> set[int]:
     )
 
 
+def socket_start(*, user: User) -> tuple[set[int], int]:
+    """What a new socket needs: the conversations to listen to and the newest event id."""
+    return conversation_ids_for_user(user=user), latest_event_id()
+
+
 def latest_event_id() -> int:
     return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
@@ -275,63 +281,105 @@ def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None
     if not q:
         return []
     mine = Membership.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
+    found: list[Message]
     hits = Message.objects.filter(conversation_id__in=mine, deleted_at__isnull=True).select_related(
         "author", "conversation"
     )
     if before_id is not None:
         hits = hits.filter(pk__lt=before_id)
     if connection.vendor == "postgresql":
-        from django.contrib.postgres.search import SearchHeadline, SearchQuery, SearchVector
+        from django.contrib.postgres.search import SearchQuery, SearchVector
 
+        # The GIN-indexed full-text search finds and orders the hits; the
+        # snippet is cut from the raw body below, the same on both backends.
         query = SearchQuery(q, config="simple", search_type="websearch")
         found = list(
             hits.annotate(vector=SearchVector("body", config="simple"))
             .filter(vector=query)
-            .annotate(
-                snippet=SearchHeadline(
-                    "body",
-                    query,
-                    config="simple",
-                    start_sel="<mark>",
-                    stop_sel="</mark>",
-                    max_words=30,
-                    min_words=12,
-                )
-            )
             .order_by("-pk")[:limit]
         )
-        # The headline is built from the raw body: escape it, then restore the marks.
-        return [
-            SearchHit(
-                message=m,
-                snippet=escape(m.snippet)
-                .replace("&lt;mark&gt;", "<mark>")
-                .replace("&lt;/mark&gt;", "</mark>"),
-            )
-            for m in found
-        ]
-    words = q.split()[:10]
-    for word in words:
-        hits = hits.filter(body__icontains=word)
-    return [SearchHit(message=m, snippet=_highlight(m.body, words)) for m in hits.order_by("-pk")[:limit]]
+    else:
+        for word in _words(q):
+            hits = hits.filter(body__icontains=word)
+        found = list(hits.order_by("-pk")[:limit])
+    words = _words(q)
+    return [SearchHit(message=m, snippet=highlight(m.body, words)) for m in found]
 
 
-def _highlight(body: str, words: list[str], width: int = 160) -> str:
-    lowered = body.lower()
-    first = min((lowered.find(w.lower()) for w in words if w.lower() in lowered), default=0)
-    start = max(0, first - width // 3)
-    excerpt = body[start : start + width]
-    html: str = escape(excerpt)
-    for word in sorted(set(words), key=len, reverse=True):
-        escaped = escape(word)
-        html = _mark(html, escaped)
-    return ("…" if start else "") + html + ("…" if start + width < len(body) else "")
+def _words(q: str) -> list[str]:
+    return [w for w in re.findall(r"\w[\w.@-]*", q) if w.lower() not in ("or", "and")][:10]
 
 
-def _mark(html: str, word: str) -> str:
-    out, pos, lower, needle = [], 0, html.lower(), word.lower()
-    while (i := lower.find(needle, pos)) >= 0:
-        out.append(html[pos:i] + "<mark>" + html[i : i + len(word)] + "</mark>")
-        pos = i + len(word)
-    out.append(html[pos:])
-    return "".join(out)
+def highlight(body: str, words: list[str], width: int = 180) -> str:
+    """An excerpt of ``body`` around the first match, HTML-escaped, matches in <mark>.
+
+    Matches are found in the raw text and each piece is escaped on its own, so
+    markup in a body stays text and entities are never cut apart.
+    """
+    pattern = re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)), re.I)
+    first = pattern.search(body) if words else None
+    start = max(0, (first.start() if first else 0) - width // 3)
+    end = min(len(body), start + width)
+    excerpt = body[start:end]
+    pieces: list[str] = []
+    pos = 0
+    for match in pattern.finditer(excerpt) if words else ():
+        pieces.append(escape(excerpt[pos : match.start()]))
+        pieces.append(f"<mark>{escape(match.group())}</mark>")
+        pos = match.end()
+    pieces.append(escape(excerpt[pos:]))
+    return ("…" if start else "") + "".join(pieces) + ("…" if end < len(body) else "")
+
+
+def reaction_user_ids(*, message_ids: list[int]) -> dict[tuple[int, str], list[int]]:
+    """Who reacted with what, per message and emoji, in the order they reacted (1 query)."""
+    found: dict[tuple[int, str], list[int]] = defaultdict(list)
+    if message_ids:
+        rows = (
+            Reaction.objects.filter(message_id__in=message_ids)
+            .order_by("created_at", "pk")
+            .values_list("message_id", "emoji", "user_id")
+        )
+        for message_id, emoji, user_id in rows:
+            found[(message_id, emoji)].append(user_id)
+    return dict(found)
+
+
+@dataclass
+class ConversationSettings:
+    conversation: Conversation
+    membership: Membership
+    members: list[Membership]
+    candidates: list[User]
+    title: str
+
+    @property
+    def is_owner(self) -> bool:
+        return self.membership.role == Membership.Role.OWNER
+
+
+def conversation_settings(*, user: User, conversation_id: int) -> ConversationSettings:
+    """The settings page: members, who may still be added, and the viewer's role."""
+    membership = access_membership(user, conversation_id)
+    conversation = membership.conversation
+    members = list(
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+        .select_related("user", "user__department")
+        .order_by("-role", "user__display_name")
+    )
+    member_ids = {m.user_id for m in members}
+    candidates = [] if conversation.is_direct else [p for p in people_directory() if p.pk not in member_ids]
+    if conversation.is_direct:
+        partner = next((m.user for m in members if m.user_id != user.pk), None)
+        title = str(partner) if partner else f"{user} (you)"
+    else:
+        title = str(conversation)
+    return ConversationSettings(
+        conversation=conversation, membership=membership, members=members, candidates=candidates, title=title
+    )
+
+
+def first_names(*, user_ids: list[int]) -> list[str]:
+    """Short names of these people, in the order of ``user_ids``."""
+    people = {u.pk: u for u in User.objects.filter(pk__in=user_ids)}
+    return [people[i].get_short_name() for i in user_ids if i in people]

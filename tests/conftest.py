@@ -1,11 +1,30 @@
 """The named cast: alice and bob are colleagues, charlie an outsider to their
 conversations, plus an HR user and an auditor."""
 
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
+from django.db import connections
 
 from accounts import roles
 from accounts.models import User
 from tests.factories import PASSWORD, make_user
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_database_pools(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """Close psycopg's pools before the test database is dropped.
+
+    Pooled connections (of websocket handler threads, too) would otherwise keep
+    the test database busy, and PostgreSQL refuses to drop it.
+    """
+    yield
+    with django_db_blocker.unblock():
+        for connection in connections.all(initialized_only=True):
+            close_pool = getattr(connection, "close_pool", None)
+            if close_pool is not None:
+                close_pool()
 
 
 @pytest.fixture

@@ -276,7 +276,7 @@ def conversation_mark_read(*, actor: User, conversation_id: int, message_id: int
         return membership.last_read_seq
     Membership.objects.filter(pk=membership.pk).update(last_read_seq=Greatest(F("last_read_seq"), seq))
     payload = {"type": "read", "conversation": conversation_id, "user": actor.pk, "seq": seq}
-    notify_on_commit(user_group(actor.pk), "read.receipt", payload)
-    if actor.send_read_receipts:
-        notify_on_commit(conversation_group(conversation_id), "read.receipt", payload)
+    # The reader's own tabs are in both groups: one send reaches them either way.
+    group = conversation_group(conversation_id) if actor.send_read_receipts else user_group(actor.pk)
+    notify_on_commit(group, "read.receipt", payload)
     return seq

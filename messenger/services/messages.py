@@ -188,7 +188,9 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
     Message.objects.filter(pk=message.pk).update(
         body=body, html=rendered.html, edited_at=Now(), mentions_everyone=rendered.mentions_everyone
     )
+    # Mentions follow the current version (the journal keeps the earlier ones).
     known = set(message.mentions.values_list("user_id", flat=True))
+    Mention.objects.filter(message=message).exclude(user_id__in=rendered.mentioned_user_ids).delete()
     Mention.objects.bulk_create(
         Mention(message=message, user_id=uid) for uid in rendered.mentioned_user_ids - known
     )
@@ -206,7 +208,7 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
         actor,
         message=message,
         revision=revision,
-        mention_ids=known | rendered.mentioned_user_ids,
+        mention_ids=rendered.mentioned_user_ids,
     )
     return message
 

@@ -1,11 +1,13 @@
 """Websocket helpers: real sessions, real ASGI stack (origin check, session auth)."""
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
@@ -59,3 +61,16 @@ async def open_socket(user: User | None, origin: str = "http://localhost") -> tu
 @pytest.fixture
 def connect() -> Callable[..., Any]:
     return open_socket
+
+
+@pytest.fixture
+def fresh_channel_layer() -> Iterator[None]:
+    """A new channel layer for the test, and none left behind.
+
+    Each test runs its sockets in its own event loop (``asyncio.run``); the
+    Redis layer keeps per-process locks and cleanup tasks bound to the loop
+    that created them, so a layer reused across loops can hang or fail.
+    """
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)
+    yield
+    channel_layers.backends.pop(DEFAULT_CHANNEL_LAYER, None)

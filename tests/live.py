@@ -1,0 +1,118 @@
+"""Real daphne processes on the test database, for browser and multi-process tests.
+
+The server process must see what the test committed, so it gets a
+``DATABASE_URL`` that names pytest-django's test database (a file on SQLite,
+``test_<name>`` on PostgreSQL) and the same Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
+SERVER_START_TIMEOUT = 30.0
+
+
+class ServerFailed(Exception):
+    pass
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def database_url_for_server() -> str:
+    """A ``DATABASE_URL`` for the test database that pytest-django has set up."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        name = str(db["NAME"])
+        if name == ":memory:" or name.startswith("file:"):
+            raise ServerFailed(
+                f"The SQLite test database is {name!r}; a server process needs a file "
+                '(DATABASES["default"]["TEST"]["NAME"]).'
+            )
+        return f"sqlite:///{Path(name).resolve()}"
+    if db["ENGINE"] == "django.db.backends.postgresql":
+        user = quote(str(db.get("USER") or ""), safe="")
+        password = str(db.get("PASSWORD") or "")
+        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
+        host = str(db.get("HOST") or "")
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{auth}{host}{port}/{quote(str(db['NAME']), safe='')}"
+    raise ServerFailed(f"Cannot hand {db['ENGINE']} to a server process.")
+
+
+def log_tail(path: Path, limit: int = 6000) -> str:
+    text = path.read_text(errors="replace") if path.exists() else ""
+    return text[-limit:] or "(no output)"
+
+
+@contextmanager
+def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run daphne on the test database; yields ``http://127.0.0.1:PORT``.
+
+    The caller must have the test database set up (and, on pytest, unblocked
+    while this reads the connection settings). The server's output goes to
+    ``test-artifacts/<name>.log``.
+    """
+    database_url = database_url_for_server()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KONTOR_DATA_DIR": str(settings.DATA_DIR),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    log_path = ARTIFACTS_DIR / f"{name}{'-' + worker if worker else ''}.log"
+    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    with log_path.open("w") as log:
+        log.write(f"$ {' '.join(command)}\n# DATABASE_URL={database_url}\n")
+        log.flush()
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        while True:
+            if process.poll() is not None:
+                raise ServerFailed(
+                    f"daphne exited with status {process.returncode} before answering "
+                    f"(log: {log_path}):\n{log_tail(log_path)}"
+                )
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise ServerFailed(
+                        f"daphne did not answer on port {port} within {SERVER_START_TIMEOUT:.0f} s "
+                        f"(log: {log_path}):\n{log_tail(log_path)}"
+                    ) from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)

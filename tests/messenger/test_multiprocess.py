@@ -1,0 +1,115 @@
+"""Kontor across several daphne processes, through the Redis channel layer.
+
+These run in the PostgreSQL + Redis pass of the test suite (REDIS_URL set);
+the in-memory layer of the embedded default cannot span processes.
+"""
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+import websockets
+from django.conf import settings
+from django.test import Client
+
+from accounts.models import User
+from messenger import services
+from tests.live import daphne
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(not settings.REDIS_URL, reason="needs Redis (the PostgreSQL + Redis pass runs it)"),
+]
+
+
+def session_cookie(user: User) -> str:
+    client = Client()
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+async def connect(base_url: str, cookie: str) -> Any:
+    ws_url = base_url.replace("http://", "ws://") + "/ws/"
+    ws = await websockets.connect(
+        ws_url, origin=base_url, additional_headers={"Cookie": cookie}, ping_interval=None, open_timeout=30
+    )
+    hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert hello["type"] == "hello"
+    return ws
+
+
+async def next_of_type(ws: Any, type_: str, timeout: float = 10) -> dict[str, Any]:
+    while True:
+        frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+        if frame["type"] == type_:
+            return frame
+
+
+def test_people_on_two_server_processes_talk_to_each_other(alice: User, bob: User) -> None:
+    conversation = services.direct_open(actor=alice, other_user_id=bob.pk)
+    alice_cookie, bob_cookie = session_cookie(alice), session_cookie(bob)
+
+    async def scenario(server_a: str, server_b: str) -> None:
+        a = await connect(server_a, alice_cookie)
+        b = await connect(server_b, bob_cookie)
+        await a.send(json.dumps({"type": "send", "conversation": conversation.pk, "body": "Hallo Bob"}))
+        assert (await next_of_type(b, "message"))["message"]["body"] == "Hallo Bob"
+        client_id = str(uuid.uuid4())
+        await b.send(
+            json.dumps(
+                {
+                    "type": "send",
+                    "conversation": conversation.pk,
+                    "body": "Hallo Alice",
+                    "client_id": client_id,
+                }
+            )
+        )
+        reply = await next_of_type(a, "message")
+        if reply["message"]["author"]["id"] == alice.pk:  # her own message comes back first
+            reply = await next_of_type(a, "message")
+        assert reply["message"]["body"] == "Hallo Alice"
+        assert reply["message"]["client_id"] == client_id
+        await a.close()
+        await b.close()
+
+    with daphne("multiprocess-a") as server_a, daphne("multiprocess-b") as server_b:
+        asyncio.run(scenario(server_a, server_b))
+
+
+def test_an_idle_socket_on_redis_still_receives_after_30_seconds(alice: User, bob: User) -> None:
+    conversation = services.direct_open(actor=alice, other_user_id=bob.pk)
+    bob_cookie = session_cookie(bob)
+
+    async def scenario(server: str) -> None:
+        b = await connect(server, bob_cookie)
+        await asyncio.sleep(30)
+        # The message is sent through another process: the test's own channel layer.
+        await asyncio.to_thread(
+            services.message_send, actor=alice, conversation_id=conversation.pk, body="Still there?"
+        )
+        assert (await next_of_type(b, "message"))["message"]["body"] == "Still there?"
+        await b.close()
+
+    with daphne("idle-socket") as server:
+        asyncio.run(scenario(server))
+
+
+def test_300_sockets_connect_at_once_and_all_receive_a_message(alice: User, bob: User) -> None:
+    channel = services.channel_create(actor=alice, name="all-hands", member_ids=[bob.pk])
+    bob_cookie = session_cookie(bob)
+
+    async def scenario(server: str) -> None:
+        sockets = await asyncio.gather(*(connect(server, bob_cookie) for _ in range(300)))
+        await asyncio.to_thread(
+            services.message_send, actor=alice, conversation_id=channel.pk, body="Welcome"
+        )
+        frames = await asyncio.gather(*(next_of_type(ws, "message", timeout=30) for ws in sockets))
+        assert {f["message"]["body"] for f in frames} == {"Welcome"}
+        assert len(frames) == 300
+        await asyncio.gather(*(ws.close() for ws in sockets))
+
+    with daphne("many-sockets") as server:
+        asyncio.run(scenario(server))

@@ -23,26 +23,18 @@ Run them: ``.venv/bin/python -m pytest tests/browser`` (or ``-m browser``).
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
-from django.db import connection
 from playwright.sync_api import ConsoleMessage, Error, Page, Request, Response, ViewportSize, expect
 
+from tests.live import ARTIFACTS_DIR, ServerFailed, daphne
+
 BROWSER_TESTS_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BROWSER_TESTS_DIR.parent.parent
-ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"
 SCREENSHOTS_DIR = ARTIFACTS_DIR / "screenshots"
 CHROMIUM = Path("/usr/bin/chromium")
-SERVER_START_TIMEOUT = 30.0
 
 DESKTOP: ViewportSize = {"width": 1366, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
@@ -121,38 +113,6 @@ def browser_context_args(browser_context_args: dict[str, Any]) -> dict[str, Any]
 # --- The server ---------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _test_database_url() -> str:
-    """A ``DATABASE_URL`` for the test database that pytest-django has set up."""
-    db = connection.settings_dict
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        name = str(db["NAME"])
-        if name == ":memory:" or name.startswith("file:"):
-            raise RuntimeError(
-                f"The SQLite test database is {name!r}; the server process needs a file "
-                '(DATABASES["default"]["TEST"]["NAME"]).'
-            )
-        return f"sqlite:///{Path(name).resolve()}"
-    if db["ENGINE"] == "django.db.backends.postgresql":
-        user = quote(str(db.get("USER") or ""), safe="")
-        password = str(db.get("PASSWORD") or "")
-        auth = f"{user}:{quote(password, safe='')}@" if password else (f"{user}@" if user else "")
-        host = str(db.get("HOST") or "")
-        port = f":{db['PORT']}" if db.get("PORT") else ""
-        return f"postgres://{auth}{host}{port}/{quote(str(db['NAME']), safe='')}"
-    raise RuntimeError(f"Browser tests do not know how to hand {db['ENGINE']} to the server.")
-
-
-def _log_tail(path: Path, limit: int = 6000) -> str:
-    text = path.read_text(errors="replace") if path.exists() else ""
-    return text[-limit:] or "(no output)"
-
-
 @pytest.fixture(scope="session")
 def live_server_url(
     chromium_executable: Path,
@@ -160,57 +120,11 @@ def live_server_url(
     django_db_blocker: Any,
 ) -> Iterator[str]:
     """Daphne in a subprocess on the test database; yields ``http://127.0.0.1:PORT``."""
-    with django_db_blocker.unblock():
-        database_url = _test_database_url()
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KONTOR_DATA_DIR": str(settings.DATA_DIR),
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-
-    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    suffix = f"-{worker}" if worker else ""
-    log_path = ARTIFACTS_DIR / f"live-server{suffix}.log"
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    with log_path.open("w") as log:
-        log.write(f"$ {' '.join(command)}\n# DATABASE_URL={database_url}\n")
-        log.flush()
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"daphne exited with status {process.returncode} before answering "
-                    f"(log: {log_path}):\n{_log_tail(log_path)}",
-                    pytrace=False,
-                )
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"daphne did not answer on port {port} within {SERVER_START_TIMEOUT:.0f} s "
-                        f"(log: {log_path}):\n{_log_tail(log_path)}",
-                        pytrace=False,
-                    )
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        with daphne("live-server") as url:
+            yield url
+    except ServerFailed as error:
+        pytest.fail(str(error), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -76,7 +76,7 @@ def test_sign_in_with_authenticator_code_and_sign_out(
     expect(code_input).to_be_visible()
     screenshot(page, "mfa-desktop")
     code_input.fill(tina.current_code())
-    page.get_by_role("button", name="Sign In").click()
+    page.get_by_role("button", name="Verify and sign in").click()
 
     expect(page).to_have_url(re.compile(r"/$"))
     expect(page.get_by_role("heading", name="Good to see you, Tina.")).to_be_visible()

@@ -126,6 +126,7 @@ def percentile(values: list[float], p: float) -> float:
 
 async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[str], ports: list[int]) -> None:
     import websockets
+    from websockets.typing import Origin
 
     latencies: list[float] = []
     received = 0
@@ -139,7 +140,7 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
         key = keys[index % len(keys)]
         ws = await websockets.connect(
             f"ws://127.0.0.1:{port}/ws/",
-            origin=f"http://127.0.0.1:{port}",  # type: ignore[arg-type]
+            origin=Origin(f"http://127.0.0.1:{port}"),
             additional_headers={"Cookie": f"sessionid={key}"},
             max_size=2**20,
             open_timeout=60,

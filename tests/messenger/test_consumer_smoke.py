@@ -20,7 +20,9 @@ def test_message_reaches_the_other_member_and_the_sender_gets_an_ack(alice: User
         await a.receive_type("hello")
         await b.receive_type("hello")
         client_id = str(uuid.uuid4())
-        await a.send({"type": "send", "conversation": conversation.pk, "body": "Hi *Bob*", "client_id": client_id})
+        await a.send(
+            {"type": "send", "conversation": conversation.pk, "body": "Hi *Bob*", "client_id": client_id}
+        )
         ack = await a.receive_type("ack")
         got = await b.receive_type("message")
         assert ack["client_id"] == client_id

@@ -13,6 +13,7 @@ import pytest
 import websockets
 from django.conf import settings
 from django.test import Client
+from websockets.typing import Origin
 
 from accounts.models import User
 from messenger import services
@@ -33,7 +34,11 @@ def session_cookie(user: User) -> str:
 async def connect(base_url: str, cookie: str) -> Any:
     ws_url = base_url.replace("http://", "ws://") + "/ws/"
     ws = await websockets.connect(
-        ws_url, origin=base_url, additional_headers={"Cookie": cookie}, ping_interval=None, open_timeout=30
+        ws_url,
+        origin=Origin(base_url),
+        additional_headers={"Cookie": cookie},
+        ping_interval=None,
+        open_timeout=30,
     )
     hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
     assert hello["type"] == "hello"

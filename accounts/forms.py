@@ -17,6 +17,11 @@ class ProfileForm(forms.Form):
     time_zone = forms.ChoiceField(choices=_time_zone_choices)
     avatar = forms.ImageField(required=False, label="Profile picture", help_text="PNG, JPEG, GIF or WebP.")
     remove_avatar = forms.BooleanField(required=False, label="Remove my picture")
+    send_read_receipts = forms.BooleanField(
+        required=False,
+        label="Let others see when I have read their messages",
+        help_text="When this is off, you do not show up under “Seen by”.",
+    )
 
     @classmethod
     def for_user(cls, user: User, **kwargs: object) -> "ProfileForm":
@@ -25,6 +30,7 @@ class ProfileForm(forms.Form):
             "job_title": user.job_title,
             "phone": user.phone,
             "time_zone": user.time_zone,
+            "send_read_receipts": user.send_read_receipts,
         }
         return cls(initial=initial, **kwargs)  # type: ignore[arg-type]
 

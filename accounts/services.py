@@ -156,6 +156,7 @@ def profile_update(
     time_zone: str,
     avatar: IO[bytes] | None = None,
     remove_avatar: bool = False,
+    send_read_receipts: bool | None = None,
 ) -> User:
     """The person edits their own profile."""
     png = _avatar_png(avatar) if avatar is not None else None
@@ -168,6 +169,9 @@ def profile_update(
             "time_zone": time_zone,
         },
     )
+    if send_read_receipts is not None and send_read_receipts != user.send_read_receipts:
+        user.send_read_receipts = send_read_receipts
+        user.save(update_fields=["send_read_receipts"])
     if png is not None or remove_avatar:
         old_name = user.avatar.name if user.avatar else ""
         if png is not None:

@@ -1,6 +1,7 @@
 """Read queries of the messenger. Each page and frame uses a fixed number of
 queries, whatever the length of a conversation."""
 
+import html
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Exists, F, IntegerField, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.utils.html import escape
+from django.utils.html import escape, strip_tags
 
 from accounts.models import User
 from messenger.models import Conversation, Event, Membership, Mention, Message, Reaction
@@ -91,6 +92,7 @@ class ReactionSummary:
     count: int
     mine: bool
     names: list[str] = field(default_factory=list)
+    user_ids: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -130,6 +132,7 @@ def _message_views(user: User, messages: list[Message]) -> list[MessageView]:
             summary.count += 1
             summary.mine = summary.mine or reaction.user_id == user.pk
             summary.names.append(str(reaction.user))
+            summary.user_ids.append(reaction.user_id)
         mentioned_ids = set(
             Mention.objects.filter(message_id__in=ids, user=user).values_list("message_id", flat=True)
         )
@@ -303,7 +306,12 @@ def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None
             hits = hits.filter(body__icontains=word)
         found = list(hits.order_by("-pk")[:limit])
     words = _words(q)
-    return [SearchHit(message=m, snippet=highlight(m.body, words)) for m in found]
+    # Cut the snippet from the rendered text, so Markdown marks (**, `) don't show.
+    return [SearchHit(message=m, snippet=highlight(_plain(m), words)) for m in found]
+
+
+def _plain(message: Message) -> str:
+    return " ".join(html.unescape(strip_tags(message.html)).split()) or message.body
 
 
 def _words(q: str) -> list[str]:
@@ -329,20 +337,6 @@ def highlight(body: str, words: list[str], width: int = 180) -> str:
         pos = match.end()
     pieces.append(escape(excerpt[pos:]))
     return ("…" if start else "") + "".join(pieces) + ("…" if end < len(body) else "")
-
-
-def reaction_user_ids(*, message_ids: list[int]) -> dict[tuple[int, str], list[int]]:
-    """Who reacted with what, per message and emoji, in the order they reacted (1 query)."""
-    found: dict[tuple[int, str], list[int]] = defaultdict(list)
-    if message_ids:
-        rows = (
-            Reaction.objects.filter(message_id__in=message_ids)
-            .order_by("created_at", "pk")
-            .values_list("message_id", "emoji", "user_id")
-        )
-        for message_id, emoji, user_id in rows:
-            found[(message_id, emoji)].append(user_id)
-    return dict(found)
 
 
 @dataclass

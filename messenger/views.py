@@ -137,7 +137,6 @@ def _is_latest(page: ConversationPage) -> bool:
 
 
 def _message_rows(user: User, page: ConversationPage, *, unread_after: int | None) -> list[MessageRow]:
-    reactors = selectors.reaction_user_ids(message_ids=[view.message.pk for view in page.messages])
     window = timedelta(seconds=settings.KONTOR_EDIT_WINDOW_SECONDS)
     now = timezone.now()
     open_for_changes = page.conversation.archived_at is None
@@ -174,8 +173,7 @@ def _message_rows(user: User, page: ConversationPage, *, unread_after: int | Non
                     and (not window or now - message.created_at < window)
                 ),
                 reactions=[
-                    (summary, " ".join(str(i) for i in reactors.get((message.pk, summary.emoji), [])))
-                    for summary in view.reactions
+                    (summary, " ".join(str(i) for i in summary.user_ids)) for summary in view.reactions
                 ],
                 # Where each member's read marker stands; an author's own is no news.
                 seen_by=[p for p in page.seen_by.get(message.pk, []) if p.pk != message.author_id],

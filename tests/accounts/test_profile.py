@@ -214,3 +214,15 @@ def test_anonymous_visitor_is_sent_to_sign_in(client: Client) -> None:
 
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/")
+
+
+def test_turning_off_read_receipts_on_the_profile_page(client: Client, alice: User) -> None:
+    client.force_login(alice)
+    response = client.post(
+        "/profile/",
+        {"display_name": "Alice Adler", "job_title": "", "phone": "", "time_zone": "UTC"},
+    )
+
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.send_read_receipts is False

@@ -129,6 +129,7 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
     from websockets.typing import Origin
 
     latencies: list[float] = []
+    errors: dict[str, int] = {}
     received = 0
     sent_at: dict[str, float] = {}
     expected_per_message = 0
@@ -165,6 +166,9 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
         nonlocal received
         async for raw in ws:
             frame = json.loads(raw)
+            if frame.get("type") == "error":
+                errors[frame.get("code", "?")] = errors.get(frame.get("code", "?"), 0) + 1
+                continue
             if frame.get("type") != "message":
                 continue
             client_id = frame["message"].get("client_id")
@@ -224,6 +228,8 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
         f"latency ms        p50 {percentile(ms, 50):.1f}   p95 {percentile(ms, 95):.1f}   "
         f"p99 {percentile(ms, 99):.1f}   max {worst:.1f}",
     ]
+    if errors:
+        lines.append(f"refused           {', '.join(f'{code}: {n}' for code, n in sorted(errors.items()))}")
     print("\n".join(lines))
 
 

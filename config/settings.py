@@ -198,7 +198,7 @@ if REDIS_URL:
                     }
                 ],
                 "prefix": "kontor:asgi",
-                "capacity": 1_000,
+                "capacity": 10_000,
                 "expiry": 60,
             },
         }
@@ -211,7 +211,11 @@ if REDIS_URL:
         }
     }
 else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    # A socket's queue must hold what arrives while its consumer waits on the
+    # database; the default of 100 would silently drop live events under load.
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # --- Celery -----------------------------------------------------------------

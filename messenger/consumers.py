@@ -24,7 +24,7 @@ from django.conf import settings
 from accounts.models import User
 from messenger import presence, selectors, services
 from messenger.errors import MessengerError, NotFound
-from messenger.events import PRESENCE_GROUP, conversation_group, event_payload, user_group
+from messenger.events import conversation_group, event_payload, user_group
 
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
@@ -41,9 +41,9 @@ TYPING_INTERVAL = 2.0
 REMEMBERED_EVENTS = 5000
 
 
-def _socket_start(user: User) -> tuple[set[int], int, bool]:
-    conversations, latest = selectors.socket_start(user=user)
-    return conversations, latest, presence.presence_connect(user_id=user.pk)
+def _socket_start(user: User) -> tuple[set[int], int, set[int], bool]:
+    conversations, latest, partners = selectors.socket_start(user=user)
+    return conversations, latest, partners, presence.presence_connect(user_id=user.pk)
 
 
 def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool]:
@@ -96,14 +96,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_events: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.joined_groups: set[str] = set()
-        self.conversations, latest, self.came_online = await database_sync_to_async(_socket_start)(user)
+        start = await database_sync_to_async(_socket_start)(user)
+        self.conversations, latest, self.presence_watchers, came_online = start
         for conversation_id in self.conversations:
             await self._join(conversation_group(conversation_id))
         await self._join(user_group(user.pk))
-        await self._join(PRESENCE_GROUP)
         await self.accept()
         await self.send_json({"type": "hello", "user": user.pk, "event": latest})
-        if self.came_online:
+        if came_online:
             await self._presence(online=True)
 
     async def disconnect(self, code: int) -> None:
@@ -123,13 +123,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.joined_groups.discard(group)
 
     async def _presence(self, *, online: bool) -> None:
-        await self.channel_layer.group_send(
-            PRESENCE_GROUP,
-            {
-                "type": "presence.changed",
-                "payload": {"type": "presence", "user": self.user.pk, "online": online},
-            },
-        )
+        # Presence goes to the people who show it (direct-message partners),
+        # not to everyone: a company-wide broadcast grows with the square of
+        # the number of sockets.
+        payload = {"type": "presence", "user": self.user.pk, "online": online}
+        for watcher in self.presence_watchers:
+            await self.channel_layer.group_send(
+                user_group(watcher), {"type": "presence.changed", "payload": payload}
+            )
 
     # --- Frames from the browser -------------------------------------------
 

@@ -3,7 +3,8 @@
 Every journal row becomes one JSON frame (``event_payload``); services hand
 events to ``publish_on_commit`` so a broadcast leaves only once the change is
 committed. Groups on the channel layer: ``conv.<id>`` (every socket of every
-member), ``user.<id>`` (every socket of one person), ``presence``.
+member) and ``user.<id>`` (every socket of one person: membership changes,
+read markers, presence of direct-message partners).
 """
 
 from collections.abc import Iterable
@@ -25,9 +26,6 @@ def conversation_group(conversation_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
-
-
-PRESENCE_GROUP = "presence"
 
 
 def lock_journal() -> None:

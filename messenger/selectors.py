@@ -225,9 +225,18 @@ def conversation_ids_for_user(*, user: User) -> set[int]:
     )
 
 
-def socket_start(*, user: User) -> tuple[set[int], int]:
-    """What a new socket needs: the conversations to listen to and the newest event id."""
-    return conversation_ids_for_user(user=user), latest_event_id()
+def socket_start(*, user: User) -> tuple[set[int], int, set[int]]:
+    """What a new socket needs: the conversations to listen to, the newest event
+    id, and the people who see this person's presence (direct-message partners)."""
+    conversation_ids = conversation_ids_for_user(user=user)
+    partners = set(
+        Membership.objects.filter(
+            conversation_id__in=conversation_ids, conversation__kind=Conversation.Kind.DIRECT
+        )
+        .exclude(user=user)
+        .values_list("user_id", flat=True)
+    )
+    return conversation_ids, latest_event_id(), partners
 
 
 def latest_event_id() -> int:

@@ -732,6 +732,8 @@ def test_person_removed_stops_receiving_at_once(
 
 
 def test_presence_online_once_per_person_and_offline_with_the_last_tab(alice: User, bob: User) -> None:
+    """Direct-message partners see each other come and go; others are not told."""
+    services.direct_open(actor=alice, other_user_id=bob.pk)
     cache.delete_many([f"presence:{alice.pk}", f"presence:{bob.pk}"])
 
     def presence(user: User, online: bool) -> dict[str, Any]:
@@ -739,7 +741,6 @@ def test_presence_online_once_per_person_and_offline_with_the_last_tab(alice: Us
 
     async def scenario() -> None:
         b = await connect(bob)
-        assert await b.receive_type("presence") == presence(bob, True)
         first_tab = await connect(alice)
         assert await b.receive_type("presence") == presence(alice, True)
 
@@ -751,5 +752,19 @@ def test_presence_online_once_per_person_and_offline_with_the_last_tab(alice: Us
         await first_tab.close()
         assert await b.receive_type("presence") == presence(alice, False)
         await b.close()
+
+    run(scenario)
+
+
+def test_presence_is_not_told_to_people_without_a_direct_conversation(alice: User, charlie: User) -> None:
+    cache.delete_many([f"presence:{alice.pk}", f"presence:{charlie.pk}"])
+
+    async def scenario() -> None:
+        c = await connect(charlie)
+        a = await connect(alice)
+        await still_works(a)
+        assert await c.nothing(0.3)
+        await a.close()
+        await c.close()
 
     run(scenario)

@@ -174,6 +174,12 @@ else:
         "OPTIONS": dict(_SQLITE_OPTIONS),
     }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Opening SQLite (and its PRAGMAs) on every database hop of a websocket
+    # costs a tenth of the server's time; a connection per thread is kept.
+    _db.setdefault("CONN_MAX_AGE", None)
+    if not _db["CONN_MAX_AGE"]:
+        _db["CONN_MAX_AGE"] = None
+    _db["CONN_HEALTH_CHECKS"] = True
     # A file, not memory, so that a real server process started by the browser
     # tests reads the same test database as the test itself.
     _db["TEST"] = {"NAME": str(DATA_DIR / "test-kontor.sqlite3")}

@@ -7,14 +7,20 @@ member) and ``user.<id>`` (every socket of one person: membership changes,
 read markers, presence of direct-message partners).
 """
 
+import asyncio
+import logging
+import os
+import weakref
 from collections.abc import Iterable
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
 from messenger.models import Event, Message
+
+logger = logging.getLogger(__name__)
 
 # Any constant: the key of the advisory lock that orders journal commits.
 _JOURNAL_LOCK_KEY = 4_711_2026
@@ -123,10 +129,57 @@ def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dic
     }
 
 
+Outbox = asyncio.Queue[tuple[str, dict[str, Any]]]
+_outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = weakref.WeakKeyDictionary()
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop of the ASGI server this thread works for, if any.
+
+    Code run by ``database_sync_to_async`` sits in a worker thread of a running
+    loop; asgiref records that loop in a thread-local for its own use.
+    """
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return loop if loop is not None and loop.is_running() else None
+
+
 def _send(group: str, message: dict[str, Any]) -> None:
+    """Hand a message to the channel layer, in order, without waiting for it.
+
+    Inside the server the worker thread must not block on the event loop (it
+    is the one thread that runs every consumer's database work), so messages go
+    into a per-loop outbox that one task drains in order. Elsewhere (Celery,
+    management commands) the send simply happens here and now.
+    """
+    loop = _server_loop()
+    if loop is None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(group, message)
+        return
+    loop.call_soon_threadsafe(_enqueue, loop, group, message)
+
+
+def _enqueue(loop: asyncio.AbstractEventLoop, group: str, message: dict[str, Any]) -> None:
+    outbox = _outboxes.get(loop)
+    if outbox is None:
+        outbox = _outboxes[loop] = asyncio.Queue()
+        loop.create_task(_drain(outbox))
+    outbox.put_nowait((group, message))
+
+
+async def _drain(outbox: Outbox) -> None:
     layer = get_channel_layer()
-    if layer is not None:
-        async_to_sync(layer.group_send)(group, message)
+    while True:
+        group, message = await outbox.get()
+        try:
+            if layer is not None:
+                await layer.group_send(group, message)
+        except Exception:
+            # The journal has the event: clients get it when they resume.
+            logger.exception("Broadcast to %s failed", group)
 
 
 def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) -> None:

@@ -139,11 +139,14 @@ def test_event_ids_increase_in_commit_order(alice: User, bob: User, charlie: Use
     quick = threading.Thread(target=quick_writer)
     quick.start()
     time.sleep(0.3)
+    # Still waiting: it cannot commit a journal row while the slow one is open.
+    quick_waited = quick.is_alive()
     release.set()
     slow.join(20)
     quick.join(20)
 
     assert errors == []
+    assert quick_waited
     # The quick writer had to wait for the slow one's commit, so its event,
     # committed later, has the larger id. (The order of the two appends to
     # ``commits`` after their commits is itself a race, so it is not compared.)

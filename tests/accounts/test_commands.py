@@ -120,3 +120,17 @@ def test_seed_demo_twice_creates_nothing_new(no_admin_env: None) -> None:
     assert (User.objects.count(), Department.objects.count(), katrin.password) == before
     assert "exists already" in output
     assert "Other-Password-2027" not in output
+
+
+def test_seed_demo_gives_newcomers_conversations_to_look_at() -> None:
+    from messenger.models import Conversation, Message
+
+    call_command("seed_demo", password="demo-password-1", stdout=io.StringIO())
+    call_command("seed_demo", stdout=io.StringIO())
+
+    channels = set(Conversation.objects.filter(kind="channel").values_list("name", flat=True))
+    assert {"general", "sales-team", "warehouse-nord"} <= channels
+    assert Conversation.objects.filter(kind="direct").count() == 1
+    # Ten in the channels and the direct conversation, one in the group; none twice.
+    assert Message.objects.count() == 11
+    assert Message.objects.filter(body__contains="@channel").exists()

@@ -15,7 +15,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
 from django.db import connection
@@ -79,6 +79,9 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
         "PYTHONUNBUFFERED": "1",
         **(extra_env or {}),
     }
+    # libpq tags the server's PostgreSQL sessions, so teardown can wait for them.
+    app_name = f"kontor-test-daphne-{os.getpid()}-{port}"
+    env["PGAPPNAME"] = app_name
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     if settings.REDIS_URL:
         env["REDIS_URL"] = settings.REDIS_URL
@@ -116,3 +119,23 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+        _wait_for_sessions_to_end(database_url, app_name)
+
+
+def _wait_for_sessions_to_end(database_url: str, app_name: str, timeout: float = 10) -> None:
+    """PostgreSQL ends a dead client's sessions a moment after it exits; the
+    test database cannot be dropped before that."""
+    if not database_url.startswith("postgres"):
+        return
+    import psycopg
+
+    maintenance = urlsplit(database_url)._replace(path="/postgres").geturl()
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        while time.monotonic() < deadline:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [app_name]
+            ).fetchone()
+            if row is None or row[0] == 0:
+                return
+            time.sleep(0.1)

@@ -176,6 +176,10 @@ def watch_console(page: Page) -> list[str]:
             problems.append(f"HTTP {response.status}: {response.request.method} {response.url}")
 
     def on_request_failed(request: Request) -> None:
+        # A navigation cancels requests still in flight (the favicon, say):
+        # that is the browser's doing, not a failure of the page.
+        if request.failure and "ERR_ABORTED" in request.failure:
+            return
         problems.append(f"request failed: {request.method} {request.url} ({request.failure})")
 
     page.on("console", on_console)

@@ -1,6 +1,7 @@
 """The named cast: alice and bob are colleagues, charlie an outsider to their
 conversations, plus an HR user and an auditor."""
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,10 +22,31 @@ def _close_database_pools(django_db_setup: None, django_db_blocker: Any) -> Iter
     """
     yield
     with django_db_blocker.unblock():
+        _end_other_sessions()
         for connection in connections.all(initialized_only=True):
             close_pool = getattr(connection, "close_pool", None)
             if close_pool is not None:
                 close_pool()
+
+
+def _end_other_sessions(timeout: float = 10) -> None:
+    """End every other session on the PostgreSQL test database.
+
+    Threads that ran sync code for async tests keep a pooled connection
+    checked out, and PostgreSQL refuses to drop a database in use.
+    """
+    connection = connections["default"]
+    if connection.vendor != "postgresql":
+        return
+    others = "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
+        while time.monotonic() < deadline:
+            cursor.execute(f"SELECT count(*) {others}")
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
 
 
 @pytest.fixture

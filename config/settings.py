@@ -391,6 +391,8 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 FILE_UPLOAD_PERMISSIONS = 0o640
+# The largest file anyone may share, in megabytes.
+KONTOR_UPLOAD_MAX_BYTES = env_int("KONTOR_UPLOAD_MAX_MB", 100, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # --- Mail -------------------------------------------------------------------

@@ -17,7 +17,9 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+from django.urls import reverse
 
+from archive.models import StoredFile
 from messenger.models import Event, Message
 
 logger = logging.getLogger(__name__)
@@ -58,8 +60,24 @@ def author_payload(user: Any) -> dict[str, Any]:
     }
 
 
+def file_payload(stored: StoredFile) -> dict[str, Any]:
+    url = reverse("messenger:file", args=[stored.pk])
+    return {
+        "id": stored.pk,
+        "name": stored.name,
+        "size": stored.size,
+        "type": stored.content_type,
+        "url": url,
+        "image": stored.is_image,
+        "width": stored.width,
+        "height": stored.height,
+    }
+
+
 def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[str, Any]:
     deleted = message.deleted_at is not None
+    # Files of a deleted message disappear for readers with its text.
+    files = [] if deleted else [file_payload(a.file) for a in message.attachments.all()]
     return {
         "id": message.pk,
         "conversation": message.conversation_id,
@@ -75,6 +93,7 @@ def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[s
         "reply_to": message.reply_to_id,
         "mentions": sorted(mention_ids),
         "mentions_everyone": message.mentions_everyone and not deleted,
+        "files": files,
     }
 
 

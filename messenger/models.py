@@ -134,6 +134,24 @@ class Message(models.Model):
         return self.deleted_at is not None
 
 
+class MessageAttachment(models.Model):
+    """A file shared with a message. Its bytes stay in the archive even when the
+    message is deleted (the compliance purge removes them when retention ends)."""
+
+    message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="attachments")
+    file = models.ForeignKey("archive.StoredFile", on_delete=models.PROTECT, related_name="attachments")
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["message", "position"]
+        constraints = [
+            models.UniqueConstraint(fields=["message", "file"], name="messenger_attachment_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.file} on message {self.message_id}"
+
+
 class Mention(models.Model):
     message = models.ForeignKey(Message, on_delete=models.PROTECT, related_name="mentions")
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="mentions")
@@ -172,6 +190,11 @@ class MessageRevision(models.Model):
     number = models.PositiveIntegerField()
     kind = models.CharField(max_length=10, choices=Kind.choices)
     body = models.TextField(blank=True, help_text="The content of this version (kept for deletions too).")
+    # Nullable, so that adding the column never rebuilds the table (SQLite would
+    # drop the append-only triggers with the old one).
+    files = models.JSONField(
+        null=True, blank=True, help_text="The attached files of this version: id, SHA-256, name, size, type."
+    )
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(db_default=Now())
 

@@ -1,11 +1,12 @@
 """The one access helper per resource. Views, consumers and tasks all use these;
 none re-implements membership rules. Missing and not-yours raise the same error."""
 
-from django.db.models import QuerySet
+from django.db.models import Exists, QuerySet
 
 from accounts.models import User
+from archive.models import StoredFile
 from messenger.errors import NotFound
-from messenger.models import Conversation, Membership, Message
+from messenger.models import Conversation, Membership, Message, MessageAttachment
 
 
 def access_conversation(user: User, conversation_id: int, *, for_update: bool = False) -> Conversation:
@@ -62,3 +63,23 @@ def access_message(user: User, message_id: int) -> Message:
     if message is None or not user.is_active:
         raise NotFound("message")
     return message
+
+
+def access_file(user: User, file_id: int) -> StoredFile:
+    """A file, if ``user`` may download it: it is attached to a message that is
+    not deleted, in a conversation the person is an active member of; or the
+    person uploaded it and has not sent it yet. Auditors use the compliance
+    workspace instead."""
+    if not user.is_active:
+        raise NotFound("file")
+    shared = MessageAttachment.objects.filter(
+        file_id=file_id,
+        message__deleted_at__isnull=True,
+        message__conversation__memberships__user=user,
+        message__conversation__memberships__left_at__isnull=True,
+    )
+    pending = StoredFile.objects.filter(pk=file_id, uploaded_by=user, attachments__isnull=True)
+    stored = StoredFile.objects.filter(pk=file_id).filter(Exists(shared) | Exists(pending)).first()
+    if stored is None:
+        raise NotFound("file")
+    return stored

@@ -3,6 +3,7 @@ queries, whatever the length of a conversation."""
 
 import html
 import re
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,7 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import escape, strip_tags
 
 from accounts.models import User
-from messenger.models import Conversation, Event, Membership, Mention, Message, Reaction
+from messenger.models import Conversation, Event, Membership, Mention, Message, MessageAttachment, Reaction
 from messenger.permissions import access_membership
 
 PAGE_SIZE = 50
@@ -153,8 +154,10 @@ def conversation_page(
     reactions, replies and read markers, in a constant number of queries."""
     membership = access_membership(user, conversation_id)
     conversation = membership.conversation
-    messages_qs = Message.objects.filter(conversation=conversation).select_related(
-        "author", "reply_to", "reply_to__author"
+    messages_qs = (
+        Message.objects.filter(conversation=conversation)
+        .select_related("author", "reply_to", "reply_to__author")
+        .prefetch_related(Prefetch("attachments", queryset=MessageAttachment.objects.select_related("file")))
     )
     if before_seq is not None:
         messages_qs = messages_qs.filter(seq__lt=before_seq)
@@ -386,3 +389,24 @@ def first_names(*, user_ids: list[int]) -> list[str]:
     """Short names of these people, in the order of ``user_ids``."""
     people = {u.pk: u for u in User.objects.filter(pk__in=user_ids)}
     return [people[i].get_short_name() for i in user_ids if i in people]
+
+
+def conversation_files(*, user: User, conversation_id: int) -> tuple[Membership, list[MessageAttachment]]:
+    """Every file shared in a conversation (not of deleted messages), newest first."""
+    membership = access_membership(user, conversation_id)
+    files = list(
+        MessageAttachment.objects.filter(
+            message__conversation_id=conversation_id, message__deleted_at__isnull=True
+        )
+        .select_related("file", "message", "message__author")
+        .order_by("-message__seq", "position")
+    )
+    return membership, files
+
+
+def message_sent_with_client_id(*, user: User, client_id: uuid.UUID) -> list[int] | None:
+    """The file ids of the message this person already sent with ``client_id``, if any."""
+    message = Message.objects.filter(author=user, client_id=client_id).first()
+    if message is None:
+        return None
+    return list(message.attachments.order_by("position").values_list("file_id", flat=True))

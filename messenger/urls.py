@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messenger import views
+from messenger import file_views, views
 
 app_name = "messenger"
 
@@ -17,6 +17,9 @@ urlpatterns = [
     path("c/<int:conversation_id>/archive/", views.channel_archive, name="archive"),
     path("c/<int:conversation_id>/members/add/", views.members_add, name="members_add"),
     path("c/<int:conversation_id>/members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
+    path("c/<int:conversation_id>/files/", file_views.conversation_files, name="files"),
+    path("files/upload/", file_views.file_upload, name="file_upload"),
+    path("files/<int:file_id>/", file_views.file_download, name="file"),
     path("m/<int:message_id>/edit/", views.message_edit, name="message_edit"),
     path("m/<int:message_id>/delete/", views.message_delete, name="message_delete"),
     path("m/<int:message_id>/react/", views.message_react, name="message_react"),

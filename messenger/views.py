@@ -18,6 +18,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.files.uploadedfile import UploadedFile
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -27,6 +28,8 @@ from django_htmx.middleware import HtmxDetails
 
 from accounts.models import User
 from accounts.selectors import user_has_mfa
+from archive import services as archive_services
+from archive.errors import FileRefused
 from messenger import presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.forms import (
@@ -281,19 +284,26 @@ def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 def message_send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     """The composer without JavaScript. A repeated post (same client_id) sends once."""
     form = MessageForm(request.POST)
+    uploads = request.FILES.getlist("files")
+    if uploads:
+        form.fields["body"].required = False
     if form.is_valid():
-        sent = _attempt(
-            request,
-            lambda: services.message_send(
-                actor=request.user,
-                conversation_id=conversation_id,
-                body=form.cleaned_data["body"],
-                client_id=form.cleaned_data["client_id"],
-                reply_to_id=form.cleaned_data["reply_to"],
-            ),
-            form=form,
-            field="body",
-        )
+        file_ids = _store_uploads(request.user, uploads, form, form.cleaned_data["client_id"])
+        sent = None
+        if file_ids is not None:
+            sent = _attempt(
+                request,
+                lambda: services.message_send(
+                    actor=request.user,
+                    conversation_id=conversation_id,
+                    body=form.cleaned_data["body"],
+                    client_id=form.cleaned_data["client_id"],
+                    reply_to_id=form.cleaned_data["reply_to"],
+                    file_ids=file_ids,
+                ),
+                form=form,
+                field="body",
+            )
         if sent is not None:
             return redirect(f"{reverse('messenger:conversation', args=[conversation_id])}#m{sent.message.pk}")
     # Refused: the page again with the draft and the reason; nothing was stored.
@@ -301,6 +311,30 @@ def message_send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     page = _conversation_page(request.user, conversation_id)
     reply_to = _reply_target(request.user, conversation_id, form.cleaned_data.get("reply_to"))
     return _render_conversation(request, page, form, event_id=event_id, reply_to=reply_to, status=400)
+
+
+def _store_uploads(
+    user: User, uploads: list[UploadedFile], form: MessageForm, client_id: uuid.UUID | None
+) -> list[int] | None:
+    """Keep the files of a plain form post; None (and a form error) if one is refused.
+
+    A repeated post of a message already sent stores nothing again: its files
+    are the ones the first post attached.
+    """
+    if client_id is not None and (
+        sent := selectors.message_sent_with_client_id(user=user, client_id=client_id)
+    ):
+        return sent
+    file_ids = []
+    for upload in uploads:
+        try:
+            file_ids.append(
+                archive_services.file_store(upload=upload, name=upload.name or "", uploader=user).pk
+            )
+        except FileRefused as refusal:
+            form.add_error("body", f"{upload.name}: {refusal.detail}")
+            return None
+    return file_ids
 
 
 def _message_or_404(user: User, message_id: int) -> Message:

@@ -12,6 +12,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from accounts.models import User
+from archive.models import StoredFile
 from messenger.errors import (
     BodyTooLong,
     ClientIdConflict,
@@ -22,7 +23,16 @@ from messenger.errors import (
     NotFound,
     RecipientInactive,
 )
-from messenger.models import Conversation, Event, Membership, Mention, Message, MessageRevision, Reaction
+from messenger.models import (
+    Conversation,
+    Event,
+    Membership,
+    Mention,
+    Message,
+    MessageAttachment,
+    MessageRevision,
+    Reaction,
+)
 from messenger.permissions import access_conversation, access_message
 from messenger.rendering import Mentionable, Rendered, render_body
 from messenger.services._journal import append
@@ -37,11 +47,14 @@ class Sent:
     created: bool
 
 
-def _clean_body(body: str) -> str:
+MAX_FILES = 10
+
+
+def _clean_body(body: str, *, may_be_empty: bool = False) -> str:
     if not isinstance(body, str):
         raise Invalid("A message body is text.")
     body = body.strip()
-    if not body:
+    if not body and not may_be_empty:
         raise Invalid("A message cannot be empty.")
     limit = settings.KONTOR_MESSAGE_MAX_CHARS
     if len(body) > limit:
@@ -66,14 +79,40 @@ def _parse_client_id(client_id: str | uuid.UUID | None) -> uuid.UUID | None:
         raise Invalid("client_id must be a UUID.") from None
 
 
-def _existing_send(actor: User, client_id: uuid.UUID, conversation_id: int, body: str) -> Message | None:
+def _existing_send(
+    actor: User, client_id: uuid.UUID, conversation_id: int, body: str, file_ids: list[int]
+) -> Message | None:
     message = Message.objects.select_related("author").filter(author=actor, client_id=client_id).first()
     if message is None:
         return None
     original = message.revisions.order_by("number").values_list("body", flat=True).first()
-    if message.conversation_id != conversation_id or original != body:
+    files = list(message.attachments.order_by("position").values_list("file_id", flat=True))
+    if message.conversation_id != conversation_id or original != body or files != file_ids:
         raise ClientIdConflict("This client_id was already used for a different message.")
     return message
+
+
+def _own_uploads(actor: User, file_ids: list[int]) -> list[StoredFile]:
+    """The files to attach: uploaded by the sender (anyone else's are "not found")."""
+    if len(file_ids) > MAX_FILES:
+        raise Invalid(f"A message can carry at most {MAX_FILES} files.")
+    if len(set(file_ids)) != len(file_ids):
+        raise Invalid("The same file is attached twice.")
+    found = {f.pk: f for f in StoredFile.objects.filter(pk__in=file_ids, uploaded_by=actor)}
+    if len(found) != len(file_ids):
+        raise NotFound("file")
+    return [found[i] for i in file_ids]
+
+
+def file_summary(stored: StoredFile) -> dict[str, object]:
+    """What the journal keeps of an attached file."""
+    return {
+        "id": stored.pk,
+        "sha256": stored.sha256,
+        "name": stored.name,
+        "size": stored.size,
+        "type": stored.content_type,
+    }
 
 
 @transaction.atomic
@@ -84,18 +123,21 @@ def message_send(
     body: str,
     client_id: str | uuid.UUID | None = None,
     reply_to_id: int | None = None,
+    file_ids: list[int] | tuple[int, ...] = (),
 ) -> Sent:
     """Post a message; returns it, its journal event and whether it is new.
 
     Idempotent per author and ``client_id``: a repeat returns the original
     message and changes nothing; the same id with another body is refused.
     """
-    body = _clean_body(body)
+    file_ids = [int(i) for i in file_ids]
+    body = _clean_body(body, may_be_empty=bool(file_ids))
     uid = _parse_client_id(client_id)
     # The row lock orders sends in a conversation: it guards the sequence.
     conversation = access_conversation(actor, conversation_id, for_update=True)
-    if uid is not None and (existing := _existing_send(actor, uid, conversation.pk, body)):
+    if uid is not None and (existing := _existing_send(actor, uid, conversation.pk, body, file_ids)):
         return _resent(existing)
+    files = _own_uploads(actor, file_ids)
     if conversation.archived_at is not None:
         raise ConversationArchived("This channel is archived: it can be read but not written to.")
     if conversation.is_direct:
@@ -125,15 +167,23 @@ def message_send(
             )
     except IntegrityError:
         # The same client_id raced in through another socket: that one won.
-        if uid is not None and (existing := _existing_send(actor, uid, conversation.pk, body)):
+        if uid is not None and (existing := _existing_send(actor, uid, conversation.pk, body, file_ids)):
             return _resent(existing)
         raise
     message.author = actor
     Mention.objects.bulk_create(
         Mention(message=message, user_id=uid_) for uid_ in rendered.mentioned_user_ids
     )
+    MessageAttachment.objects.bulk_create(
+        MessageAttachment(message=message, file=stored, position=n) for n, stored in enumerate(files)
+    )
     revision = MessageRevision.objects.create(
-        message=message, number=1, kind=MessageRevision.Kind.CREATED, body=body, actor=actor
+        message=message,
+        number=1,
+        kind=MessageRevision.Kind.CREATED,
+        body=body,
+        actor=actor,
+        files=[file_summary(f) for f in files],
     )
     # Your own message counts as read.
     Membership.objects.filter(conversation=conversation, user=actor, last_read_seq__lt=seq).update(
@@ -168,6 +218,10 @@ def _own_message_for_update(actor: User, message_id: int) -> Message:
     if message.conversation.archived_at is not None:
         raise ConversationArchived("This channel is archived: it can be read but not changed.")
     return message
+
+
+def _current_files(message: Message) -> list[dict[str, object]]:
+    return [file_summary(a.file) for a in message.attachments.select_related("file").order_by("position")]
 
 
 def _next_revision(message: Message) -> int:
@@ -223,6 +277,7 @@ def message_delete(*, actor: User, message_id: int) -> Message:
         kind=MessageRevision.Kind.DELETED,
         body=message.body,
         actor=actor,
+        files=_current_files(message),
     )
     Message.objects.filter(pk=message.pk).update(deleted_at=Now(), body="", html="", mentions_everyone=False)
     message.refresh_from_db()

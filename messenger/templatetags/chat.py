@@ -109,3 +109,9 @@ def icon(name: str) -> SafeString:
     return format_html(
         '<svg class="icon" aria-hidden="true" focusable="false"><use href="#i-{}"></use></svg>', name
     )
+
+
+@register.filter
+def make_list_of_one(value: Any) -> list[Any]:
+    """``[value]``: lets one item go through a template that loops over many."""
+    return [value]

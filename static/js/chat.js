@@ -422,6 +422,7 @@
     row.classList.toggle("msg--deleted", !!m.deleted);
     row.classList.toggle("msg--edited", !!m.edited && !m.deleted);
     row.classList.toggle("msg--mention", mentionsMe(m));
+    renderFiles(row, m.deleted ? [] : m.files || []);
     if (m.deleted) {
       var tomb = document.createElement("p");
       tomb.className = "msg__tombstone";
@@ -440,6 +441,51 @@
     }
     if (m.author.id === me) row.dataset.source = m.body;
     markMyMentions(row);
+  }
+
+  // Attachments: pictures inline, other files as download cards (text via textContent).
+  function renderFiles(row, files) {
+    var box = $("[data-files]", row);
+    if (!box) return;
+    box.textContent = "";
+    box.hidden = files.length === 0;
+    files.forEach(function (f) {
+      var link = document.createElement("a");
+      link.href = f.url;
+      if (f.image) {
+        link.className = "file-image";
+        link.title = f.name;
+        var img = document.createElement("img");
+        img.src = f.url + "?inline=1";
+        img.alt = f.name;
+        img.loading = "lazy";
+        if (f.width) { img.width = f.width; img.height = f.height; }
+        link.appendChild(img);
+      } else {
+        link.className = "file-card";
+        link.setAttribute("download", "");
+        var icon = document.createElement("span");
+        icon.className = "file-card__icon";
+        icon.textContent = ((f.name.split(".").pop() || "file").slice(0, 4)).toUpperCase();
+        var text = document.createElement("span");
+        text.className = "file-card__text";
+        var name = document.createElement("span");
+        name.className = "file-card__name";
+        name.textContent = f.name;
+        var meta = document.createElement("span");
+        meta.className = "file-card__meta";
+        meta.textContent = formatSize(f.size);
+        text.append(name, meta);
+        link.append(icon, text);
+      }
+      box.appendChild(link);
+    });
+  }
+
+  function formatSize(bytes) {
+    if (bytes < 1024) return bytes + " bytes";
+    if (bytes < 1024 * 1024) return (bytes / 1024).toFixed(1) + " KB";
+    return (bytes / 1024 / 1024).toFixed(1) + " MB";
   }
 
   function bodyText(row) {
@@ -535,6 +581,8 @@
       }
     });
     form.addEventListener("submit", function (event) {
+      var attach = $("[data-attach]", form);
+      if (attach && attach.files && attach.files.length) return; // files go with the plain form post
       var body = input.value.trim();
       if (!body) { event.preventDefault(); return; }
       if (Array.from(body).length > chat.maxChars) {

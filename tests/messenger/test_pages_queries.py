@@ -16,10 +16,10 @@ pytestmark = pytest.mark.django_db
 # Session, user, roles (layout); the journal position; the page's membership,
 # messages, members, reactions, mentions and reactors; the sidebar's
 # memberships and direct partners.
-CONVERSATION_PAGE_QUERIES = 11
+CONVERSATION_PAGE_QUERIES = 12
 # Session, user, roles (the context processor); membership, messages, members,
 # reactions, mentions and reactors. No layout, no sidebar.
-OLDER_MESSAGES_QUERIES = 8
+OLDER_MESSAGES_QUERIES = 9
 # Session, user, roles; the sidebar's memberships and its direct partners.
 SIDEBAR_QUERIES = 5
 

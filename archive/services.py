@@ -1,0 +1,86 @@
+"""The only writer of stored files."""
+
+import hashlib
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from accounts.models import User
+from archive import validation
+from archive.errors import FileRefused
+from archive.models import StoredFile
+
+CHUNK = 1024 * 1024
+
+
+def blob_key(sha256: str) -> str:
+    return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def file_store(*, upload: IO[bytes], name: str, uploader: User) -> StoredFile:
+    """Check and keep an upload; returns its record.
+
+    The bytes are copied to a temporary file while their SHA-256 and size are
+    taken, checked there, and only then written to storage, once per content.
+    A refusal raises ``FileRefused`` and leaves nothing behind.
+    """
+    name = validation.clean_name(name)
+    limit = settings.KONTOR_UPLOAD_MAX_BYTES
+    digest = hashlib.sha256()
+    size = 0
+    with tempfile.NamedTemporaryFile(prefix="kontor-upload-") as temp:
+        while chunk := upload.read(CHUNK):
+            size += len(chunk)
+            if size > limit:
+                raise FileRefused("too_large", f"Files are limited to {limit // (1024 * 1024)} MB.")
+            digest.update(chunk)
+            temp.write(chunk)
+        temp.flush()
+        if size == 0:
+            raise FileRefused("empty", "The file is empty.")
+        path = Path(temp.name)
+        content_type = validation.check_name_matches(name, validation.sniff(path))
+        dimensions = validation.check_image(path, content_type)
+        sha256 = digest.hexdigest()
+        key = _keep_blob(path, sha256)
+    is_image = dimensions is not None
+    with transaction.atomic():
+        stored = StoredFile.objects.create(
+            sha256=sha256,
+            size=size,
+            content_type=content_type,
+            name=name,
+            storage_key=key,
+            uploaded_by=uploader,
+            width=dimensions[0] if dimensions else None,
+            height=dimensions[1] if dimensions else None,
+            preview_state=StoredFile.State.PENDING if is_image else StoredFile.State.NONE,
+            text_state=StoredFile.State.PENDING if _has_text(content_type) else StoredFile.State.NONE,
+        )
+    return stored
+
+
+def _has_text(content_type: str) -> bool:
+    return content_type in (
+        "application/pdf",
+        "text/plain",
+        "text/csv",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    )
+
+
+def _keep_blob(path: Path, sha256: str) -> str:
+    """Store the bytes under their hash unless the same content is there already."""
+    existing = StoredFile.objects.filter(sha256=sha256).values_list("storage_key", flat=True).first()
+    if existing and default_storage.exists(existing):
+        return existing
+    key = blob_key(sha256)
+    if default_storage.exists(key):
+        return key
+    with path.open("rb") as handle:
+        return default_storage.save(key, File(handle, name=key))

@@ -367,7 +367,8 @@ if KONTOR_STORAGE == "s3":
             "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
             "addressing_style": env_choice("S3_ADDRESSING_STYLE", ("auto", "path", "virtual"), "auto"),
             "default_acl": None,
-            "file_overwrite": False,
+            # Keys are content hashes: writing the same key twice writes the same bytes.
+            "file_overwrite": True,
             "querystring_auth": True,
             "querystring_expire": env_int("S3_URL_EXPIRY_SECONDS", 60, minimum=5),
         },

@@ -48,7 +48,7 @@ def file_store(*, upload: IO[bytes], name: str, uploader: User) -> StoredFile:
         dimensions = validation.check_image(path, content_type)
         sha256 = digest.hexdigest()
         key = _keep_blob(path, sha256)
-    is_image = dimensions is not None
+    previewable = dimensions is not None or content_type == "application/pdf"
     with transaction.atomic():
         stored = StoredFile.objects.create(
             sha256=sha256,
@@ -59,10 +59,41 @@ def file_store(*, upload: IO[bytes], name: str, uploader: User) -> StoredFile:
             uploaded_by=uploader,
             width=dimensions[0] if dimensions else None,
             height=dimensions[1] if dimensions else None,
-            preview_state=StoredFile.State.PENDING if is_image else StoredFile.State.NONE,
+            preview_state=StoredFile.State.PENDING if previewable else StoredFile.State.NONE,
             text_state=StoredFile.State.PENDING if _has_text(content_type) else StoredFile.State.NONE,
         )
+        # robust: a broker that is down must not fail an upload that is already
+        # stored; the file keeps its placeholder and the error is logged.
+        transaction.on_commit(lambda: _schedule_processing(stored), robust=True)
     return stored
+
+
+def _schedule_processing(stored: StoredFile) -> None:
+    # Imported here: the tasks call back into this module.
+    from archive import tasks
+
+    if stored.preview_state == StoredFile.State.PENDING:
+        tasks.make_preview.delay(stored.pk)
+    if stored.text_state == StoredFile.State.PENDING:
+        tasks.extract_text.delay(stored.pk)
+
+
+def file_set_preview(*, file_id: int, state: StoredFile.State, key: str = "") -> bool:
+    """Record how making the preview ended, once: only a file whose preview is
+    still pending changes, so a duplicate or late task changes nothing.
+    Returns whether this call recorded it."""
+    changed = StoredFile.objects.filter(pk=file_id, preview_state=StoredFile.State.PENDING).update(
+        preview_state=state, preview_key=key
+    )
+    return changed == 1
+
+
+def file_set_text(*, file_id: int, state: StoredFile.State, text: str = "") -> bool:
+    """Record the extracted text, once (see ``file_set_preview``)."""
+    changed = StoredFile.objects.filter(pk=file_id, text_state=StoredFile.State.PENDING).update(
+        text_state=state, text=text
+    )
+    return changed == 1
 
 
 def _has_text(content_type: str) -> bool:

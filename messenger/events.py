@@ -62,6 +62,7 @@ def author_payload(user: Any) -> dict[str, Any]:
 
 def file_payload(stored: StoredFile) -> dict[str, Any]:
     url = reverse("messenger:file", args=[stored.pk])
+    ready = stored.preview_state == StoredFile.State.READY
     return {
         "id": stored.pk,
         "name": stored.name,
@@ -71,6 +72,8 @@ def file_payload(stored: StoredFile) -> dict[str, Any]:
         "image": stored.is_image,
         "width": stored.width,
         "height": stored.height,
+        "preview": reverse("messenger:file_preview", args=[stored.pk]) if ready else None,
+        "preview_state": stored.preview_state,
     }
 
 

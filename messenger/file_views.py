@@ -2,7 +2,7 @@
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -11,6 +11,8 @@ from django.views.decorators.http import require_GET, require_POST
 from accounts.models import User
 from archive import services as archive_services
 from archive.errors import FileRefused
+from archive.models import INLINE_TYPES, StoredFile
+from archive.previews import preview_response
 from archive.responses import file_response, presigned_url
 from archive.uploads import SizeLimitHandler
 from messenger import selectors
@@ -58,10 +60,24 @@ def file_download(request: HttpRequest, file_id: int) -> HttpResponseBase:
     user: User = request.user  # type: ignore[assignment]
     stored = _or_404(lambda: access_file(user, file_id))
     inline = request.GET.get("inline") == "1"
-    direct = presigned_url(stored, want_inline=inline)
+    # Pictures shown in the page are streamed by Kontor itself: the page's CSP
+    # (img-src 'self') would block an image that redirects to the bucket.
+    shown_inline = inline and stored.content_type in INLINE_TYPES
+    direct = None if shown_inline else presigned_url(stored, want_inline=inline)
     if direct is not None:
         return HttpResponseRedirect(direct)
     return file_response(request, stored, want_inline=inline)
+
+
+@login_required
+@require_GET
+def file_preview(request: HttpRequest, file_id: int) -> HttpResponseBase:
+    """The thumbnail, inline, to whoever may download the file; 404 until it is made."""
+    user: User = request.user  # type: ignore[assignment]
+    stored = _or_404(lambda: access_file(user, file_id))
+    if stored.preview_state != StoredFile.State.READY:
+        raise Http404("No preview yet.")
+    return preview_response(stored)
 
 
 @login_required

@@ -15,6 +15,7 @@ from django.db.models.functions import Coalesce
 from django.utils.html import escape, strip_tags
 
 from accounts.models import User
+from archive.models import StoredFile
 from messenger.models import Conversation, Event, Membership, Mention, Message, MessageAttachment, Reaction
 from messenger.permissions import access_membership
 
@@ -286,11 +287,14 @@ class SearchHit:
 
 
 def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None = None) -> list[SearchHit]:
-    """Messages the person can see (active memberships) that match ``q``.
+    """Messages the person can see (active memberships) that match ``q`` in
+    their body or in the text extracted from their files.
 
-    PostgreSQL: full-text search over the GIN-indexed ``to_tsvector('simple', body)``
-    with highlighted snippets. SQLite: every word must appear (case-insensitive).
-    Newest first; ``before_id`` pages on.
+    PostgreSQL: full-text search over the GIN-indexed ``to_tsvector('simple', …)``
+    of message bodies and of stored files' text. SQLite: every word must appear
+    (case-insensitive) in the body or in a file. Only messages that are not
+    deleted count, so a deleted message's files are not found either. Newest
+    first; ``before_id`` pages on. One query, however many hits.
     """
     q = q.strip()
     if not q:
@@ -302,24 +306,40 @@ def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None
     )
     if before_id is not None:
         hits = hits.filter(pk__lt=before_id)
+    words = _words(q)
+    attached = MessageAttachment.objects.filter(message=OuterRef("pk"))
     if connection.vendor == "postgresql":
         from django.contrib.postgres.search import SearchQuery, SearchVector
 
         # The GIN-indexed full-text search finds and orders the hits; the
         # snippet is cut from the raw body below, the same on both backends.
         query = SearchQuery(q, config="simple", search_type="websearch")
-        found = list(
-            hits.annotate(vector=SearchVector("body", config="simple"))
-            .filter(vector=query)
-            .order_by("-pk")[:limit]
+        # Matching files are found through their own index first, then tied
+        # to messages: the vector is never computed per message row.
+        files = StoredFile.objects.annotate(vector=SearchVector("text", config="simple")).filter(vector=query)
+        in_file = attached.filter(file__in=files.values("pk"))
+        hits = hits.annotate(vector=SearchVector("body", config="simple")).filter(
+            Q(vector=query) | Exists(in_file)
         )
     else:
-        for word in _words(q):
-            hits = hits.filter(body__icontains=word)
-        found = list(hits.order_by("-pk")[:limit])
-    words = _words(q)
+        in_file = attached
+        for word in words:
+            hits = hits.filter(Q(body__icontains=word) | Exists(attached.filter(file__text__icontains=word)))
+            in_file = in_file.filter(file__text__icontains=word)
+    # The name of a file that matches, for the snippet of a message found by
+    # it (a subquery: still the one query).
+    hits = hits.annotate(found_in=Subquery(in_file.order_by("position").values("file__name")[:1]))
+    found = list(hits.order_by("-pk")[:limit])
     # Cut the snippet from the rendered text, so Markdown marks (**, `) don't show.
-    return [SearchHit(message=m, snippet=highlight(_plain(m), words)) for m in found]
+    return [SearchHit(message=m, snippet=_snippet(m, words)) for m in found]
+
+
+def _snippet(message: Message, words: list[str]) -> str:
+    plain = _plain(message)
+    found_in: str | None = getattr(message, "found_in", None)
+    if found_in and words and not any(w.lower() in plain.lower() for w in words):
+        return highlight(plain, words) + (" " if plain else "") + f"<small>in {escape(found_in)}</small>"
+    return highlight(plain, words)
 
 
 def _plain(message: Message) -> str:

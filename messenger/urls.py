@@ -20,6 +20,7 @@ urlpatterns = [
     path("c/<int:conversation_id>/files/", file_views.conversation_files, name="files"),
     path("files/upload/", file_views.file_upload, name="file_upload"),
     path("files/<int:file_id>/", file_views.file_download, name="file"),
+    path("files/<int:file_id>/preview/", file_views.file_preview, name="file_preview"),
     path("m/<int:message_id>/edit/", views.message_edit, name="message_edit"),
     path("m/<int:message_id>/delete/", views.message_delete, name="message_delete"),
     path("m/<int:message_id>/react/", views.message_react, name="message_react"),

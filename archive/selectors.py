@@ -1,0 +1,13 @@
+"""Read queries on stored files."""
+
+from archive.models import StoredFile
+
+
+def file_with_preview_pending(*, file_id: int) -> StoredFile | None:
+    """The file if it still waits for its preview; ``None`` if gone or done."""
+    return StoredFile.objects.filter(pk=file_id, preview_state=StoredFile.State.PENDING).first()
+
+
+def file_with_text_pending(*, file_id: int) -> StoredFile | None:
+    """The file if it still waits for its text; ``None`` if gone or done."""
+    return StoredFile.objects.filter(pk=file_id, text_state=StoredFile.State.PENDING).first()

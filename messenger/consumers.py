@@ -56,6 +56,18 @@ def _catch_up_frames(user: User, conversation_id: int, after: int) -> list[dict[
     return [event_payload(e) for e in events if e.conversation_id == conversation_id]
 
 
+def _file_ids(frame: dict[str, Any]) -> list[int]:
+    """The optional ``"files"`` of a send: ids of files the sender uploaded, in order."""
+    value = frame.get("files")
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i > 0 for i in value
+    ):
+        raise FrameError("malformed", '"files" must be a list of file ids (positive integers).')
+    return value
+
+
 class FrameError(Exception):
     def __init__(self, code: str, detail: str) -> None:
         super().__init__(detail)
@@ -195,6 +207,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             body=_str(frame, "body"),
             client_id=client_id,
             reply_to_id=_int(frame, "reply_to", required=False),
+            file_ids=_file_ids(frame),
         )
         await self.send_json(
             {

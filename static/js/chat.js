@@ -464,9 +464,7 @@
       } else {
         link.className = "file-card";
         link.setAttribute("download", "");
-        var icon = document.createElement("span");
-        icon.className = "file-card__icon";
-        icon.textContent = ((f.name.split(".").pop() || "file").slice(0, 4)).toUpperCase();
+        var icon = fileIcon(f.name);
         var text = document.createElement("span");
         text.className = "file-card__text";
         var name = document.createElement("span");
@@ -480,6 +478,47 @@
       }
       box.appendChild(link);
     });
+  }
+
+  // A send's files before the server confirms it: names and sizes, not yet links
+  // (the download view lets nobody fetch a file before it is shared).
+  function renderPendingFiles(row, files) {
+    var box = $("[data-files]", row);
+    box.hidden = files.length === 0;
+    files.forEach(function (f) {
+      var card = document.createElement("span");
+      card.className = "file-card file-card--pending";
+      card.append(fileIcon(f.name));
+      var text = document.createElement("span");
+      text.className = "file-card__text";
+      var name = document.createElement("span");
+      name.className = "file-card__name";
+      name.textContent = f.name;
+      var meta = document.createElement("span");
+      meta.className = "file-card__meta";
+      meta.textContent = formatSize(f.size);
+      text.append(name, meta);
+      card.append(text);
+      box.appendChild(card);
+    });
+  }
+
+  function fileIcon(name) {
+    var icon = document.createElement("span");
+    var ext = name.indexOf(".") > 0 ? name.split(".").pop().toLowerCase() : "";
+    icon.className = "file-card__icon file-card__icon--" + (fileKind(ext) || "other");
+    icon.setAttribute("aria-hidden", "true");
+    icon.textContent = (ext || "file").slice(0, 4).toUpperCase();
+    return icon;
+  }
+
+  function fileKind(ext) {
+    if (ext === "pdf") return "pdf";
+    if (/^(docx?|odt|rtf|txt|md)$/.test(ext)) return "doc";
+    if (/^(xlsx?|ods|csv)$/.test(ext)) return "sheet";
+    if (/^(pptx?|odp)$/.test(ext)) return "slides";
+    if (/^(png|jpe?g|gif|webp)$/.test(ext)) return "image";
+    return "";
   }
 
   function formatSize(bytes) {
@@ -580,25 +619,31 @@
         send({ type: "typing", conversation: chat.conversation });
       }
     });
+    var attachments = setUpAttachments(form, input);
     form.addEventListener("submit", function (event) {
       var attach = $("[data-attach]", form);
       if (attach && attach.files && attach.files.length) return; // files go with the plain form post
+      if (attachments.busy()) { event.preventDefault(); attachments.explain(); return; }
+      var files = attachments.ready();
       var body = input.value.trim();
-      if (!body) { event.preventDefault(); return; }
+      if (!body && !files.length) { event.preventDefault(); return; }
       if (Array.from(body).length > chat.maxChars) {
         event.preventDefault();
         toast("Messages are limited to " + chat.maxChars.toLocaleString() + " characters; this one has " + Array.from(body).length.toLocaleString() + ".");
         return;
       }
       // No socket: the form posts the plain way, with the client_id the server
-      // rendered into it, so a double submit still sends once.
-      if (!isOpen()) return;
+      // rendered into it, so a double submit still sends once. Files uploaded
+      // already can only go over the socket: such a send waits for it.
+      if (!isOpen() && !files.length) return;
       event.preventDefault();
       var clientId = uuid(); // a fresh one per send
       var frame = { type: "send", conversation: chat.conversation, body: body, client_id: clientId };
       if (replyInput.value) frame.reply_to = Number(replyInput.value);
-      pending.set(clientId, { frame: frame, row: addPendingRow(frame) });
-      send(frame);
+      if (files.length) frame.files = files.map(function (f) { return f.id; });
+      pending.set(clientId, { frame: frame, row: addPendingRow(frame, files) });
+      if (!send(frame)) $("[data-status-text]", pending.get(clientId).row).textContent = "Waiting for the connection…";
+      attachments.clear();
       input.value = "";
       lastTypingSent = 0;
       setReply(null);
@@ -619,7 +664,238 @@
     $("[data-reply-cancel]", form).addEventListener("click", function (event) { event.preventDefault(); setReply(null); });
   }
 
-  function addPendingRow(frame) {
+  // --- Attachments: each file uploads at once; the send names the uploaded ones ---
+  //
+  // Files come from the paperclip button (the plain file input, which the no-JS
+  // form posts), from a drop anywhere on the conversation, or from a paste into
+  // the composer. Each uploads to /files/upload/ straight away with a chip that
+  // shows its progress; the send frame then carries the ids, in order.
+
+  var MAX_FILES = 10; // as messenger.services.messages.MAX_FILES
+
+  function setUpAttachments(form, input) {
+    var tray = $("[data-uploads]", form);
+    var picker = $("[data-attach]", form);
+    var button = $("[data-attach-button]", form);
+    var status = $("[data-upload-status]", form);
+    var sendButton = $(".composer__send", form);
+    var zone = $("[data-drop-zone]");
+    var uploads = []; // {file, chip, xhr, state: "uploading" | "done" | "failed", stored, preview}
+    if (!tray || !picker || !button || !(window.FormData && window.XMLHttpRequest)) {
+      return { busy: function () { return false; }, ready: function () { return []; }, clear: function () {}, explain: function () {} };
+    }
+
+    // The nicer button stands in for the plain input (which stays in the form).
+    $("[data-attach-plain]", form).hidden = true;
+    button.hidden = false;
+    button.addEventListener("click", function () { picker.click(); });
+    picker.addEventListener("change", function () {
+      add(picker.files);
+      picker.value = ""; // taken over: the form must not post them again
+    });
+
+    input.addEventListener("paste", function (event) {
+      var files = event.clipboardData && event.clipboardData.files;
+      if (!files || !files.length) return; // plain text pastes as usual
+      event.preventDefault();
+      add(Array.prototype.map.call(files, pastedName));
+    });
+
+    // Dragging files over the conversation shows where they go.
+    var depth = 0;
+    function carriesFiles(event) {
+      return event.dataTransfer && Array.prototype.indexOf.call(event.dataTransfer.types || [], "Files") >= 0;
+    }
+    function showZone(on) {
+      if (zone) zone.hidden = !on;
+      chat.log.closest("[data-chat]").classList.toggle("is-dragging", on);
+    }
+    var area = $("[data-chat]");
+    area.addEventListener("dragenter", function (event) {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      depth++;
+      showZone(true);
+    });
+    area.addEventListener("dragover", function (event) {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "copy";
+    });
+    area.addEventListener("dragleave", function (event) {
+      if (!carriesFiles(event)) return;
+      depth = Math.max(0, depth - 1);
+      if (!depth) showZone(false);
+    });
+    area.addEventListener("drop", function (event) {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      showZone(false);
+      add(event.dataTransfer.files);
+      input.focus();
+    });
+    // A file dropped just beside the conversation must not open in the tab.
+    document.addEventListener("dragover", function (event) { if (carriesFiles(event)) event.preventDefault(); });
+    document.addEventListener("drop", function (event) { if (carriesFiles(event)) event.preventDefault(); });
+    window.addEventListener("blur", function () { depth = 0; showZone(false); });
+
+    function pastedName(file) {
+      // Screenshots arrive as "image.png": give them a name worth keeping.
+      if (!/^image\.\w+$/.test(file.name || "image.png")) return file;
+      var ext = (file.type.split("/")[1] || "png").replace("jpeg", "jpg");
+      var stamp = isoDay.format(new Date()) + " " + clock.format(new Date()).replace(":", ".");
+      try { return new File([file], "Pasted image " + stamp + "." + ext, { type: file.type }); }
+      catch (e) { return file; }
+    }
+
+    function add(files) {
+      Array.prototype.forEach.call(files || [], function (file) {
+        if (uploads.length >= MAX_FILES) {
+          announce("A message can carry at most " + MAX_FILES + " files; " + file.name + " was left out.");
+          return;
+        }
+        start(file);
+      });
+      update();
+    }
+
+    function start(file) {
+      var chip = $("#upload-template").content.firstElementChild.cloneNode(true);
+      var entry = { file: file, chip: chip, xhr: null, state: "uploading", stored: null, preview: null };
+      uploads.push(entry);
+      $(".upload__name", chip).textContent = file.name;
+      $(".upload__name", chip).title = file.name;
+      $(".upload__size", chip).textContent = formatSize(file.size);
+      var thumb = $(".upload__thumb", chip);
+      if (/^image\/(png|jpeg|gif|webp)$/.test(file.type) && window.URL && URL.createObjectURL) {
+        entry.preview = URL.createObjectURL(file);
+        var img = document.createElement("img");
+        img.src = entry.preview;
+        img.alt = "";
+        thumb.appendChild(img);
+      } else {
+        thumb.appendChild(fileIcon(file.name));
+      }
+      $("[data-upload-remove]", chip).addEventListener("click", function () { remove(entry); });
+      tray.appendChild(chip);
+      tray.hidden = false;
+
+      var data = new FormData();
+      data.append("file", file, file.name);
+      var xhr = new XMLHttpRequest();
+      entry.xhr = xhr;
+      xhr.open("POST", form.dataset.uploadUrl);
+      xhr.setRequestHeader("X-CSRFToken", csrfToken());
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.responseType = "json";
+      xhr.upload.addEventListener("progress", function (event) {
+        if (event.lengthComputable) setProgress(entry, event.loaded / event.total);
+      });
+      xhr.addEventListener("load", function () {
+        var answer = xhr.response || {};
+        if (xhr.status === 201 && answer.id) {
+          entry.stored = answer;
+          setState(entry, "done", "");
+          announce(file.name + " is ready to send.");
+        } else {
+          var why = answer.detail || (xhr.status === 413 ? "The file is too large." : "The server refused the file (HTTP " + xhr.status + ").");
+          setState(entry, "failed", why);
+          announce(file.name + " was not uploaded: " + why);
+        }
+      });
+      xhr.addEventListener("error", function () {
+        setState(entry, "failed", "The connection broke off. Remove the file and try again.");
+        announce(file.name + " was not uploaded: the connection broke off.");
+      });
+      setState(entry, "uploading", "");
+      xhr.send(data);
+    }
+
+    function setProgress(entry, fraction) {
+      var percent = Math.min(100, Math.round(fraction * 100));
+      $(".upload__progress", entry.chip).value = percent;
+      $(".upload__state", entry.chip).textContent = percent === 0 ? "Starting…" : percent < 100 ? percent + "%" : "Checking…";
+    }
+
+    function setState(entry, state, detail) {
+      var chip = entry.chip;
+      entry.state = state;
+      entry.xhr = state === "uploading" ? entry.xhr : null;
+      chip.className = "upload upload--" + state;
+      chip.dataset.state = state;
+      $(".upload__progress", chip).hidden = state !== "uploading";
+      if (state === "done") $(".upload__state", chip).textContent = "";
+      if (state === "uploading") {
+        $(".upload__progress", chip).setAttribute("aria-label", "Uploading " + entry.file.name);
+        $(".upload__state", chip).textContent = "Starting…";
+      }
+      var error = $(".upload__error", chip);
+      if (state === "failed") {
+        if (!error) {
+          error = document.createElement("span");
+          error.className = "upload__error";
+          $(".upload__text", chip).appendChild(error);
+        }
+        error.textContent = detail;
+        $(".upload__state", chip).textContent = "";
+      } else if (error) {
+        error.remove();
+      }
+      $("[data-upload-remove-label]", chip).textContent = (state === "uploading" ? "Cancel the upload of " : "Remove ") + entry.file.name;
+      $("[data-upload-remove]", chip).title = state === "uploading" ? "Cancel the upload" : "Remove";
+      update();
+    }
+
+    function remove(entry) {
+      if (entry.xhr) entry.xhr.abort(); // nothing is stored for an aborted upload
+      // An uploaded file merely stays out of the message (nothing shares it).
+      entry.chip.remove();
+      if (entry.preview) URL.revokeObjectURL(entry.preview);
+      uploads = uploads.filter(function (e) { return e !== entry; });
+      announce(entry.state === "uploading" ? "Upload of " + entry.file.name + " cancelled." : entry.file.name + " removed.");
+      update();
+      input.focus();
+    }
+
+    function update() {
+      tray.hidden = uploads.length === 0;
+      var waiting = uploads.some(function (e) { return e.state === "uploading"; });
+      var failed = uploads.some(function (e) { return e.state === "failed"; });
+      sendButton.disabled = waiting || failed;
+      sendButton.title = waiting ? "Wait until the files are uploaded" : failed ? "Remove the files that could not be uploaded" : "Send";
+      form.classList.toggle("composer--files", uploads.length > 0);
+    }
+
+    function announce(text) {
+      // Re-set so that a repeated message is read out again.
+      status.textContent = "";
+      setTimeout(function () { status.textContent = text; }, 30);
+    }
+
+    return {
+      busy: function () { return uploads.some(function (e) { return e.state !== "done"; }); },
+      ready: function () { return uploads.map(function (e) { return e.stored; }); },
+      clear: function () {
+        uploads.forEach(function (e) { e.chip.remove(); if (e.preview) URL.revokeObjectURL(e.preview); });
+        uploads = [];
+        update();
+      },
+      explain: function () {
+        announce(uploads.some(function (e) { return e.state === "uploading"; })
+          ? "Wait until the files are uploaded, then send." : "Remove the files that could not be uploaded, then send.");
+      },
+    };
+  }
+
+  function csrfToken() {
+    var field = $("input[name=csrfmiddlewaretoken]");
+    if (field && field.value) return field.value;
+    var match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    return match ? decodeURIComponent(match[1]) : "";
+  }
+
+  function addPendingRow(frame, files) {
     var row = buildRow({
       id: null, seq: null, author: { id: me, name: personName(me), initials: (chat.members[me] || {}).initials || "" },
       created_at: new Date().toISOString(), reply_to: frame.reply_to || null, html: "", body: frame.body,
@@ -627,6 +903,7 @@
     row.classList.add("msg--pending");
     row.dataset.clientId = frame.client_id;
     $("[data-body]", row).textContent = frame.body; // shown as typed until the server's rendering arrives
+    renderPendingFiles(row, files || []);
     $(".msg__actions", row).remove();
     $("[data-status]", row).hidden = false;
     $("[data-status-text]", row).textContent = "Sending…";

@@ -249,8 +249,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celery" / "beat-schedule")
-# Filled by the compliance app (snapshots, seals, purge) as it grows.
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    # Every minute, archive what changed in the journal into retention records.
+    "compliance-snapshot-due": {"task": "compliance.snapshot_due", "schedule": 60.0},
+}
 
 # --- Authentication ---------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -322,6 +324,11 @@ if OIDC_SERVER_URL:
     }
     # Only the company's own identity provider may trust an email as verified.
     SOCIALACCOUNT_EMAIL_VERIFICATION = "none"
+
+# --- Compliance archive -----------------------------------------------------
+# Optional: records also carry an HMAC-SHA256 under this key (keep it outside
+# the database, e.g. in a secret store), so a rewrite needs the key as well.
+KONTOR_ARCHIVE_HMAC_KEY = env_str("KONTOR_ARCHIVE_HMAC_KEY")
 
 # --- Content-Security-Policy: everything from our own server ----------------
 _FORM_ACTION = [SELF]

@@ -1,0 +1,146 @@
+"""The compliance archive. Its rules, enforced where written:
+
+1. A record is written once, by ``compliance.services.snapshot_conversation``,
+   and never changed: there is no update service, ``save`` on an existing row
+   and ``delete`` raise, the admin is read-only, and database triggers refuse
+   UPDATE and DELETE (migration 0002), on SQLite and on PostgreSQL.
+2. Records of one conversation form a hash chain: each holds the SHA-256 of its
+   canonical JSON and the hash of the record before it, so any change, removal
+   or reordering is found by ``manage.py verify_archive``.
+3. A record's content (``RecordContent``) may be deleted only after its
+   ``retain_until`` and only by the purge; the chain entry stays.
+4. Times come from the database clock, never from a client.
+5. Deleting a person, conversation or message never reaches a record (PROTECT).
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models.functions import Now
+
+GENESIS_HASH = "0" * 64
+
+
+class RetentionPolicy(models.Model):
+    class RecordClass(models.TextChoices):
+        BUSINESS_LETTER = "business_letter", "Business correspondence"
+        VOUCHER = "voucher", "Accounting voucher"
+        BOOKS = "books", "Books and records"
+        GENERAL = "general", "General"
+
+    name = models.CharField(max_length=120, unique=True)
+    record_class = models.CharField(max_length=20, choices=RecordClass.choices)
+    years = models.PositiveSmallIntegerField(default=0)
+    days = models.PositiveIntegerField(default=0)
+    from_year_end = models.BooleanField(
+        default=True, help_text="The period starts at the end of the calendar year the record was made in."
+    )
+    legal_basis = models.CharField(max_length=200, blank=True)
+    is_default = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name_plural = "retention policies"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_default"],
+                condition=models.Q(is_default=True),
+                name="compliance_one_default_policy",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(years__gt=0) | models.Q(days__gt=0), name="compliance_policy_has_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SnapshotCursor(models.Model):
+    """How far a conversation's journal is archived. Locked while a snapshot runs."""
+
+    conversation = models.OneToOneField(
+        "messenger.Conversation", on_delete=models.PROTECT, related_name="snapshot_cursor"
+    )
+    last_event_id = models.BigIntegerField(default=0)
+    last_seq = models.PositiveIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default=GENESIS_HASH)
+
+    def __str__(self) -> str:
+        return f"Cursor of conversation {self.conversation_id} at event {self.last_event_id}"
+
+
+class ImmutableModel(models.Model):
+    """Rows are written once; the database refuses the rest as well."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if not self._state.adding:
+            raise ValidationError(f"{type(self).__name__} rows cannot be changed.")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, *args: object, **kwargs: object) -> tuple[int, dict[str, int]]:
+        raise ValidationError(f"{type(self).__name__} rows cannot be deleted.")
+
+
+class RetentionRecord(ImmutableModel):
+    """One link of a conversation's chain: a range of its journal, sealed by hash."""
+
+    conversation = models.ForeignKey("messenger.Conversation", on_delete=models.PROTECT, related_name="+")
+    seq = models.PositiveIntegerField(help_text="Position in the conversation's chain, from 1.")
+    first_event_id = models.BigIntegerField()
+    last_event_id = models.BigIntegerField()
+    event_count = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, unique=True)
+    hmac = models.CharField(max_length=64, blank=True)
+    previous_hash = models.CharField(max_length=64)
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="+")
+    retain_until = models.DateField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["conversation", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "seq"], name="compliance_chain_position_unique"),
+            models.UniqueConstraint(
+                fields=["conversation", "previous_hash"], name="compliance_chain_link_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Record {self.seq} of conversation {self.conversation_id}"
+
+
+class RecordContent(ImmutableModel):
+    """The canonical JSON of a record; the purge may delete it after retention."""
+
+    record = models.OneToOneField(RetentionRecord, on_delete=models.PROTECT, related_name="content")
+    canonical_json = models.TextField()
+
+    def __str__(self) -> str:
+        return f"Content of {self.record_id}"
+
+
+class AuditEvent(ImmutableModel):
+    """The append-only log of every compliance-relevant act."""
+
+    class Kind(models.TextChoices):
+        SNAPSHOT = "snapshot", "Snapshot"
+        POLICY_CHANGED = "policy_changed", "Policy changed"
+        HOLD_SET = "hold_set", "Legal hold set"
+        HOLD_RELEASED = "hold_released", "Legal hold released"
+        RECORD_PURGED = "record_purged", "Record purged"
+        VERIFIED = "verified", "Archive verified"
+
+    kind = models.CharField(max_length=30, choices=Kind.choices)
+    actor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    detail = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.created_at}"

@@ -6,19 +6,13 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 
+_APPEND_ONLY = ("retentionrecord", "recordperson", "purgeentry", "auditevent")
 EXPECTED = [
-    "compliance_retentionrecord_no_update",
-    "compliance_retentionrecord_no_delete",
-    "compliance_recordcontent_no_update",
+    *(f"compliance_{t}_no_update" for t in (*_APPEND_ONLY, "recordcontent")),
+    *(f"compliance_{t}_no_delete" for t in _APPEND_ONLY),
     "compliance_recordcontent_no_early_delete",
-    "compliance_auditevent_no_update",
-    "compliance_auditevent_no_delete",
 ]
-PG_ONLY = [
-    "compliance_retentionrecord_no_truncate",
-    "compliance_recordcontent_no_truncate",
-    "compliance_auditevent_no_truncate",
-]
+PG_ONLY = [f"compliance_{t}_no_truncate" for t in (*_APPEND_ONLY, "recordcontent")]
 
 
 @register(Tags.database)

@@ -96,6 +96,8 @@ class RetentionRecord(ImmutableModel):
     previous_hash = models.CharField(max_length=64)
     policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="+")
     retain_until = models.DateField()
+    period_start = models.DateField(help_text="Day of the first archived event (database clock).")
+    period_end = models.DateField(help_text="Day of the last archived event (database clock).")
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:
@@ -119,6 +121,72 @@ class RecordContent(ImmutableModel):
 
     def __str__(self) -> str:
         return f"Content of {self.record_id}"
+
+
+class RecordPerson(ImmutableModel):
+    """Who appears in a record (author, actor, member): what a custodian hold matches."""
+
+    record = models.ForeignKey(RetentionRecord, on_delete=models.PROTECT, related_name="people")
+    user = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["record", "user"], name="compliance_record_person_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.record_id}"
+
+
+class PurgeEntry(ImmutableModel):
+    """The chain keeps a purged record: its hash stays, its content is gone."""
+
+    record = models.OneToOneField(RetentionRecord, on_delete=models.PROTECT, related_name="purge")
+    sha256 = models.CharField(max_length=64)
+    purged_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"Purge of {self.record_id}"
+
+
+class LegalHold(models.Model):
+    """Stops every deletion it covers, even after retention ends.
+
+    Each criterion given must match (a custodian in a date range, say); at least
+    one is required. Only ``released_at``/``released_by`` ever change, through
+    ``compliance.services.hold_release``, and both acts are audit events.
+    """
+
+    name = models.CharField(max_length=200, help_text="The case, e.g. tax audit 2026 or a court case number.")
+    reason = models.TextField()
+    custodian = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="legal_holds"
+    )
+    conversation = models.ForeignKey(
+        "messenger.Conversation", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    date_from = models.DateField(null=True, blank=True)
+    date_to = models.DateField(null=True, blank=True)
+    set_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    set_at = models.DateTimeField(db_default=Now())
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(custodian__isnull=False)
+                | models.Q(conversation__isnull=False)
+                | models.Q(date_from__isnull=False)
+                | models.Q(date_to__isnull=False),
+                name="compliance_hold_has_scope",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class AuditEvent(ImmutableModel):

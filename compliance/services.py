@@ -16,12 +16,22 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce, Now
 
 from accounts.models import User
-from compliance.models import RecordContent, RetentionPolicy, RetentionRecord, SnapshotCursor
+from compliance.models import (
+    AuditEvent,
+    LegalHold,
+    PurgeEntry,
+    RecordContent,
+    RecordPerson,
+    RetentionPolicy,
+    RetentionRecord,
+    SnapshotCursor,
+)
 from messenger.models import Conversation, Event
 
 FORMAT = "kontor.retention-record/1"
@@ -177,8 +187,11 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         previous_hash=cursor.last_hash,
         policy=policy,
         retain_until=retain_until(policy, events[-1].created_at.date()),
+        period_start=events[0].created_at.date(),
+        period_end=events[-1].created_at.date(),
     )
     RecordContent.objects.create(record=record, canonical_json=content.decode("utf-8"))
+    RecordPerson.objects.bulk_create(RecordPerson(record=record, user_id=int(pk)) for pk in people)
     SnapshotCursor.objects.filter(pk=cursor.pk).update(
         last_event_id=events[-1].id, last_seq=seq, last_hash=digest
     )
@@ -199,3 +212,115 @@ def conversations_due() -> list[int]:
         .filter(newest__gt=F("archived_to"))
         .values_list("pk", flat=True)
     )
+
+
+def _holds_covering(record: RetentionRecord) -> Any:
+    """Active holds that cover ``record``. The content-delete trigger (migration
+    0002) checks the same conditions in SQL, so the database agrees."""
+    return LegalHold.objects.filter(released_at__isnull=True).filter(
+        Q(conversation__isnull=True) | Q(conversation_id=record.conversation_id),
+        Q(custodian__isnull=True)
+        | Q(custodian_id__in=RecordPerson.objects.filter(record=record).values("user_id")),
+        Q(date_from__isnull=True) | Q(date_from__lte=record.period_end),
+        Q(date_to__isnull=True) | Q(date_to__gte=record.period_start),
+    )
+
+
+def record_is_held(record: RetentionRecord) -> bool:
+    return _holds_covering(record).exists()
+
+
+@transaction.atomic
+def hold_set(
+    *,
+    actor: User,
+    name: str,
+    reason: str,
+    custodian: User | None = None,
+    conversation: Conversation | None = None,
+    date_from: date | None = None,
+    date_to: date | None = None,
+) -> LegalHold:
+    if not (custodian or conversation or date_from or date_to):
+        raise ValidationError("A legal hold needs a custodian, a conversation or a date range.")
+    if not name.strip() or not reason.strip():
+        raise ValidationError("A legal hold needs a case name and a reason.")
+    hold = LegalHold.objects.create(
+        name=name.strip(),
+        reason=reason.strip(),
+        custodian=custodian,
+        conversation=conversation,
+        date_from=date_from,
+        date_to=date_to,
+        set_by=actor,
+    )
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.HOLD_SET,
+        actor=actor,
+        detail={
+            "hold": hold.pk,
+            "name": hold.name,
+            "reason": hold.reason,
+            "custodian": custodian.pk if custodian else None,
+            "conversation": conversation.pk if conversation else None,
+            "date_from": date_from.isoformat() if date_from else None,
+            "date_to": date_to.isoformat() if date_to else None,
+        },
+    )
+    return hold
+
+
+@transaction.atomic
+def hold_release(*, actor: User, hold_id: int, reason: str) -> LegalHold:
+    hold = LegalHold.objects.select_for_update().get(pk=hold_id)
+    if hold.released_at is not None:
+        return hold
+    LegalHold.objects.filter(pk=hold.pk).update(released_at=Now(), released_by=actor)
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.HOLD_RELEASED,
+        actor=actor,
+        detail={"hold": hold.pk, "name": hold.name, "reason": reason},
+    )
+    hold.refresh_from_db()
+    return hold
+
+
+@dataclass(frozen=True)
+class Purge:
+    purged: int
+    held: int
+
+
+def purge_expired() -> Purge:
+    """Delete the content of every record past its retention that no hold covers.
+
+    The chain entry stays (hash and link) with a purge entry, and each purge is
+    an audit event carrying the record's hash. One record per transaction, so a
+    failure leaves every earlier purge complete.
+    """
+    purged = held = 0
+    candidates = (
+        RetentionRecord.objects.filter(retain_until__lt=Now(), purge__isnull=True)
+        .order_by("conversation_id", "seq")
+        .values_list("pk", flat=True)
+    )
+    for record_id in list(candidates):
+        with transaction.atomic():
+            record = RetentionRecord.objects.get(pk=record_id)
+            if record_is_held(record):
+                held += 1
+                continue
+            PurgeEntry.objects.create(record=record, sha256=record.sha256)
+            RecordContent.objects.filter(record=record).delete()
+            AuditEvent.objects.create(
+                kind=AuditEvent.Kind.RECORD_PURGED,
+                detail={
+                    "record": record.pk,
+                    "conversation": record.conversation_id,
+                    "seq": record.seq,
+                    "sha256": record.sha256,
+                    "retain_until": record.retain_until.isoformat(),
+                },
+            )
+            purged += 1
+    return Purge(purged=purged, held=held)

@@ -26,3 +26,10 @@ def snapshot_conversation(conversation_id: int) -> int:
         if snapshot.record is None:
             return archived
         archived += snapshot.events
+
+
+@shared_task(name="compliance.purge_expired", time_limit=3600, soft_time_limit=3500)
+def purge_expired() -> dict[str, int]:
+    """Delete the content of expired records no legal hold covers (daily)."""
+    result = services.purge_expired()
+    return {"purged": result.purged, "held": result.held}

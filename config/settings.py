@@ -252,6 +252,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Every minute, archive what changed in the journal into retention records.
     "compliance-snapshot-due": {"task": "compliance.snapshot_due", "schedule": 60.0},
+    # Daily: delete the content of records past retention that no legal hold covers.
+    "compliance-purge-expired": {"task": "compliance.purge_expired", "schedule": 24 * 3600.0},
 }
 
 # --- Authentication ---------------------------------------------------------

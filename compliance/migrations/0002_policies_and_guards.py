@@ -12,8 +12,31 @@ from django.apps.registry import Apps
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 
-PROTECTED = ("compliance_retentionrecord", "compliance_recordcontent", "compliance_auditevent")
-NO_DELETE = ("compliance_retentionrecord", "compliance_auditevent")
+PROTECTED = (
+    "compliance_retentionrecord",
+    "compliance_recordcontent",
+    "compliance_recordperson",
+    "compliance_purgeentry",
+    "compliance_auditevent",
+)
+NO_DELETE = (
+    "compliance_retentionrecord",
+    "compliance_recordperson",
+    "compliance_purgeentry",
+    "compliance_auditevent",
+)
+
+# True when an active legal hold covers record ``r`` (every criterion a hold
+# gives must match). compliance.services.record_is_held says the same in Python.
+HELD = """EXISTS (
+    SELECT 1 FROM compliance_legalhold h
+    WHERE h.released_at IS NULL
+      AND (h.conversation_id IS NULL OR h.conversation_id = r.conversation_id)
+      AND (h.custodian_id IS NULL OR EXISTS (
+            SELECT 1 FROM compliance_recordperson p WHERE p.record_id = r.id AND p.user_id = h.custodian_id))
+      AND (h.date_from IS NULL OR r.period_end >= h.date_from)
+      AND (h.date_to IS NULL OR r.period_start <= h.date_to)
+)"""
 
 POLICIES = [
     # name, class, years, days, from year end, legal basis, default
@@ -39,7 +62,8 @@ POLICIES = [
     ),
 ]
 
-PG_FUNCTIONS = """
+PG_FUNCTIONS = (
+    """
 CREATE OR REPLACE FUNCTION compliance_refuse() RETURNS trigger AS $$
 BEGIN
     RAISE EXCEPTION 'the compliance archive refuses % on %', TG_OP, TG_TABLE_NAME
@@ -49,8 +73,11 @@ $$ LANGUAGE plpgsql;
 
 CREATE OR REPLACE FUNCTION compliance_content_delete_check() RETURNS trigger AS $$
 BEGIN
-    IF (SELECT retain_until FROM compliance_retentionrecord WHERE id = OLD.record_id) >= CURRENT_DATE THEN
-        RAISE EXCEPTION 'record content cannot be deleted before its retention ends'
+    IF EXISTS (SELECT 1 FROM compliance_retentionrecord r WHERE r.id = OLD.record_id
+               AND (r.retain_until >= CURRENT_DATE OR """
+    + HELD
+    + """)) THEN
+        RAISE EXCEPTION 'record content cannot be deleted before its retention ends or while a legal hold covers it'
             USING ERRCODE = 'integrity_constraint_violation';
     END IF;
     RETURN OLD;
@@ -70,6 +97,7 @@ BEGIN
 END;
 $$ LANGUAGE plpgsql;
 """
+)
 
 
 def create_policies(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -126,8 +154,10 @@ def create_guards(apps: Apps, schema_editor: BaseDatabaseSchemaEditor) -> None:
             )
         execute(
             "CREATE TRIGGER compliance_recordcontent_no_early_delete BEFORE DELETE ON compliance_recordcontent "
-            "WHEN (SELECT retain_until FROM compliance_retentionrecord WHERE id = OLD.record_id) >= date('now') "
-            "BEGIN SELECT RAISE(ABORT, 'record content cannot be deleted before its retention ends'); END"
+            "WHEN EXISTS (SELECT 1 FROM compliance_retentionrecord r WHERE r.id = OLD.record_id "
+            f"AND (r.retain_until >= date('now') OR {HELD})) "
+            "BEGIN SELECT RAISE(ABORT, 'record content cannot be deleted before its retention ends "
+            "or while a legal hold covers it'); END"
         )
 
 

@@ -151,7 +151,7 @@ def test_raw_sql_cannot_change_or_delete_a_record(alice: User, dm: Conversation)
             cursor.execute("UPDATE compliance_retentionrecord SET retain_until = '2000-01-01'")
         with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("TRUNCATE compliance_recordcontent, compliance_retentionrecord")
+            cursor.execute("TRUNCATE compliance_retentionrecord CASCADE")
     record.refresh_from_db()
     assert record.retain_until > date.today()
 
@@ -161,7 +161,11 @@ def _without_guards(sql: str) -> None:
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending events block ALTER TABLE
-            for table in ("compliance_recordcontent", "compliance_retentionrecord"):
+            for table in (
+                "compliance_recordcontent",
+                "compliance_recordperson",
+                "compliance_retentionrecord",
+            ):
                 cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
             cursor.execute(sql)  # the test's rollback switches them on again
         else:
@@ -202,9 +206,14 @@ def test_verify_archive_notices_a_removed_record_and_a_removed_chain(
     services.snapshot_conversation(conversation_id=other.pk)
     assert middle is not None
     _without_guards(f"DELETE FROM compliance_recordcontent WHERE record_id = {middle.pk}")
+    _without_guards(f"DELETE FROM compliance_recordperson WHERE record_id = {middle.pk}")
     _without_guards(f"DELETE FROM compliance_retentionrecord WHERE id = {middle.pk}")
     _without_guards(
         "DELETE FROM compliance_recordcontent WHERE record_id IN "
+        f"(SELECT id FROM compliance_retentionrecord WHERE conversation_id = {other.pk})"
+    )
+    _without_guards(
+        "DELETE FROM compliance_recordperson WHERE record_id IN "
         f"(SELECT id FROM compliance_retentionrecord WHERE conversation_id = {other.pk})"
     )
     _without_guards(f"DELETE FROM compliance_retentionrecord WHERE conversation_id = {other.pk}")

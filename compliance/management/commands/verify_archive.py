@@ -20,6 +20,8 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         report = verify(conversation_id=options.get("conversation"))
         summary = f"{report.chains} chains, {report.records} records, {report.events} journal events"
+        if report.purged:
+            summary += f" ({report.purged} records purged after retention; their hashes still verified)"
         if report.ok:
             self.stdout.write(self.style.SUCCESS(f"Archive intact: {summary}."))
             return

@@ -262,3 +262,37 @@ def test_beat_runs_the_snapshot_sweep_every_minute() -> None:
     assert (entry["task"], entry["schedule"]) == ("compliance.snapshot_due", 60.0)
     assert "compliance.snapshot_due" in app.tasks
     assert "compliance.snapshot_conversation" in app.tasks
+
+
+def test_the_admin_shows_records_to_auditors_only_and_changes_nothing(
+    alice: User, auditor: User, dm: Conversation, django_user_model: type[User]
+) -> None:
+    from django.contrib.auth.models import Group
+    from django.test import Client
+
+    record = _snapshotted(alice, dm)
+    root = django_user_model.objects.create_superuser(email="root@kontor.example", password="x-very-long-1")
+    auditor.is_staff = True  # an auditor who may open the admin
+    auditor.save(update_fields=["is_staff"])
+    assert auditor.groups.filter(name=Group.objects.get(name="Auditors").name).exists()
+    superuser, reviewer = Client(), Client()
+    superuser.force_login(root)
+    reviewer.force_login(auditor)
+
+    # A superuser without the auditor role sees nothing of the archive.
+    assert superuser.get("/admin/compliance/retentionrecord/").status_code == 403
+    assert b"/admin/compliance/" not in superuser.get("/admin/").content
+    # An auditor sees it, read-only.
+    assert reviewer.get("/admin/compliance/retentionrecord/").status_code == 200
+    page = reviewer.get(f"/admin/compliance/retentionrecord/{record.pk}/change/")
+    assert page.status_code == 200
+    assert b'name="_save"' not in page.content
+    assert (
+        reviewer.post(f"/admin/compliance/retentionrecord/{record.pk}/change/", {"seq": 9}).status_code == 403
+    )
+    assert (
+        reviewer.post(f"/admin/compliance/retentionrecord/{record.pk}/delete/", {"post": "yes"}).status_code
+        == 403
+    )
+    record.refresh_from_db()
+    assert record.seq == 1

@@ -33,3 +33,9 @@ def purge_expired() -> dict[str, int]:
     """Delete the content of expired records no legal hold covers (daily)."""
     result = services.purge_expired()
     return {"purged": result.purged, "held": result.held}
+
+
+@shared_task(name="compliance.reconcile", time_limit=1800, soft_time_limit=1700)
+def reconcile() -> int:
+    """Hourly: archive any journal event the sweep missed and alert with the count."""
+    return services.reconcile().missing_events

@@ -252,6 +252,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celery" / "beat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     # Every minute, archive what changed in the journal into retention records.
     "compliance-snapshot-due": {"task": "compliance.snapshot_due", "schedule": 60.0},
+    # Hourly: prove every journal event reached a record; archive and alert if not.
+    "compliance-reconcile": {"task": "compliance.reconcile", "schedule": 3600.0},
     # Daily: delete the content of records past retention that no legal hold covers.
     "compliance-purge-expired": {"task": "compliance.purge_expired", "schedule": 24 * 3600.0},
 }
@@ -331,6 +333,8 @@ if OIDC_SERVER_URL:
 # Optional: records also carry an HMAC-SHA256 under this key (keep it outside
 # the database, e.g. in a secret store), so a rewrite needs the key as well.
 KONTOR_ARCHIVE_HMAC_KEY = env_str("KONTOR_ARCHIVE_HMAC_KEY")
+# Who hears of archive problems (late events, failed verification), comma-separated.
+KONTOR_COMPLIANCE_CONTACTS = env_list("KONTOR_COMPLIANCE_CONTACTS")
 
 # --- Content-Security-Policy: everything from our own server ----------------
 _FORM_ACTION = [SELF]

@@ -3,6 +3,7 @@
 import io
 import json
 from datetime import date
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -296,3 +297,29 @@ def test_the_admin_shows_records_to_auditors_only_and_changes_nothing(
     )
     record.refresh_from_db()
     assert record.seq == 1
+
+
+def test_reconciliation_archives_what_the_sweep_missed_and_alerts(
+    alice: User, bob: User, dm: Conversation, settings: Any, mailoutbox: list[Any]
+) -> None:
+    from datetime import timedelta
+
+    settings.KONTOR_COMPLIANCE_CONTACTS = ["compliance@kontor.example"]
+    chat.message_send(actor=alice, conversation_id=dm.pk, body="never swept")
+
+    result = services.reconcile(older_than=timedelta(seconds=-60))  # everything counts as late
+
+    journal = list(Event.objects.filter(conversation=dm).order_by("id").values_list("id", flat=True))
+    assert result.missing_events == len(journal) == 4
+    assert result.conversations == [dm.pk]
+    assert archived_events() == journal
+    assert "4 journal event(s)" in mailoutbox[0].body
+    assert mailoutbox[0].to == ["compliance@kontor.example"]
+    assert services.reconcile(older_than=timedelta(seconds=-60)).missing_events == 0
+
+
+def test_reconciliation_leaves_fresh_events_to_the_sweep(alice: User, dm: Conversation) -> None:
+    chat.message_send(actor=alice, conversation_id=dm.pk, body="just now")
+
+    assert services.reconcile().missing_events == 0
+    assert not RetentionRecord.objects.exists()

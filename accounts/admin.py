@@ -152,6 +152,22 @@ class DepartmentAdmin(admin.ModelAdmin):
     def member_count(self, obj: Department) -> int:
         return obj.n  # type: ignore[attr-defined]
 
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "head":
+            # Only an active person can lead; the service refuses others too.
+            kwargs["queryset"] = User.objects.filter(is_active=True)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Department, form: forms.ModelForm, change: bool) -> None:
+        services.department_save(department=obj)
+
+    def delete_model(self, request: HttpRequest, obj: Department) -> None:
+        services.department_delete(department=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Department]) -> None:
+        for department in queryset:
+            services.department_delete(department=department)
+
 
 class InvitationForm(forms.ModelForm):
     display_name = forms.CharField(max_length=150, required=False)

@@ -87,6 +87,23 @@ def department_ensure(*, name: str) -> Department:
 
 
 @transaction.atomic
+def department_save(*, department: Department) -> Department:
+    """Create or change a department as HR entered it in the admin."""
+    department.name = department.name.strip()
+    department.full_clean()
+    if department.head is not None and not department.head.is_active:
+        raise ValidationError({"head": "The head of a department must be an active person."})
+    department.save()
+    return department
+
+
+@transaction.atomic
+def department_delete(*, department: Department) -> None:
+    """Remove a department; its people stay, without one."""
+    department.delete()
+
+
+@transaction.atomic
 def department_set_head(*, department: Department, head: User | None) -> Department:
     if head is not None and not head.is_active:
         raise ValidationError({"head": "The head of a department must be an active person."})

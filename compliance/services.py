@@ -145,20 +145,17 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
     cursor = SnapshotCursor.objects.select_for_update().get(conversation=conversation)
     events = list(
         Event.objects.filter(conversation=conversation, id__gt=cursor.last_event_id)
-        .select_related("message", "revision", "actor__department", "subject__department")
+        .select_related("message__author__department", "revision", "actor__department", "subject__department")
         .order_by("id")[:MAX_EVENTS_PER_RECORD]
     )
     if not events:
         return Snapshot(record=None, events=0)
     people: dict[str, Any] = {}
     for event in events:
-        for person in (event.actor, event.subject):
+        authors = (event.actor, event.subject, event.message.author if event.message else None)
+        for person in authors:
             if person is not None:
                 people[str(person.pk)] = _person(person)
-        if event.message is not None and str(event.message.author_id) not in people:
-            people[str(event.message.author_id)] = _person(
-                User.objects.select_related("department").get(pk=event.message.author_id)
-            )
     policy = policy_for(conversation)
     seq = cursor.last_seq + 1
     payload = {

@@ -3,6 +3,7 @@ conversations, plus an HR user and an auditor."""
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +11,8 @@ from django.db import connections
 
 from accounts import roles
 from accounts.models import User
+from messenger.models import Conversation
+from messenger.services import direct_open
 from tests.factories import PASSWORD, make_user
 
 
@@ -47,6 +50,27 @@ def _end_other_sessions(timeout: float = 10) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.05)
+
+
+@pytest.fixture
+def dm(alice: User, bob: User) -> Conversation:
+    """The direct conversation of alice and bob."""
+    return direct_open(actor=alice, other_user_id=bob.pk)
+
+
+@pytest.fixture
+def file_storage(settings: Any, tmp_path: Path) -> Path:
+    """Stored files go to a folder of the test's own (request it, or mark the
+    module with ``pytest.mark.usefixtures("file_storage")``)."""
+    root = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(root)},
+        },
+    }
+    return root
 
 
 @pytest.fixture

@@ -397,3 +397,23 @@ def test_hr_creates_a_department_with_a_head(hr_client: Client, alice: User) -> 
     assert response.status_code == 302
     assert Department.objects.get(name="Logistics").head == alice
     assert "Logistics" in hr_client.get("/admin/accounts/department/").content.decode()
+
+
+def test_hr_adds_a_department_and_an_inactive_head_is_refused(
+    client: Client, hr_user: User, alice: User
+) -> None:
+    client.force_login(hr_user)
+
+    response = client.post("/admin/accounts/department/add/", {"name": "  Customs  ", "head": alice.pk})
+    assert response.status_code == 302
+    customs = Department.objects.get(name="Customs")
+    assert customs.head == alice
+
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    refused = client.post(
+        f"/admin/accounts/department/{customs.pk}/change/", {"name": "Customs", "head": alice.pk}
+    )
+    assert refused.status_code == 200  # the form again, nothing saved
+    customs.refresh_from_db()
+    assert customs.head == alice and Department.objects.count() == 1

@@ -1,5 +1,4 @@
 import io
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -7,17 +6,8 @@ from PIL import Image
 
 
 @pytest.fixture(autouse=True)
-def file_storage(settings: Any, tmp_path: Path) -> Path:
-    """Every test stores its files in a folder of its own."""
-    root = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
+def _files_in_a_folder_of_their_own(file_storage: Any) -> None:
+    """Every archive test stores files apart from the others (test_s3 swaps in a bucket)."""
 
 
 def png_bytes(size: tuple[int, int] = (64, 48), colour: str = "teal") -> bytes:

@@ -107,11 +107,6 @@ def file_storage(settings: Any, s3_endpoint: S3Endpoint) -> S3Endpoint:
     return s3_endpoint
 
 
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
-
-
 def store(data: bytes, name: str, user: User) -> StoredFile:
     return archive_services.file_store(upload=io.BytesIO(data), name=name, uploader=user)
 

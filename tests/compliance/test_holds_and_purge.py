@@ -33,11 +33,6 @@ def archived(author: User, conversation: Conversation, body: str) -> RetentionRe
     return record
 
 
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return chat.direct_open(actor=alice, other_user_id=bob.pk)
-
-
 def test_purge_removes_only_expired_content_keeps_the_chain_and_logs_the_hash(
     alice: User, dm: Conversation, expired: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,11 +19,6 @@ from messenger.models import Conversation, Event
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return chat.direct_open(actor=alice, other_user_id=bob.pk)
-
-
 def archived_events() -> list[int]:
     ids: list[int] = []
     for content in RecordContent.objects.order_by("record__conversation_id", "record__seq"):

@@ -1,8 +1,6 @@
 """Thumbnails in conversations: served inline to members only, once made."""
 
 import io
-from pathlib import Path
-from typing import Any
 
 import pytest
 from django.test import Client
@@ -18,25 +16,7 @@ from messenger.models import Conversation
 from tests.archive.conftest import png_bytes
 from tests.archive.documents import picture_pdf
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def file_storage(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("file_storage")]
 
 
 def share(author: User, conversation: Conversation, data: bytes, name: str) -> StoredFile:

@@ -17,25 +17,7 @@ from messenger.errors import ClientIdConflict, NotFound
 from messenger.models import Conversation, Message, MessageRevision
 from tests.archive.conftest import EXECUTABLE, PDF, png_bytes
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def file_storage(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("file_storage")]
 
 
 def upload(user: User, data: bytes = PDF, name: str = "offer.pdf") -> StoredFile:

@@ -1,8 +1,6 @@
 """Search finds a message by words inside its attachments, for members only."""
 
 import io
-from pathlib import Path
-from typing import Any
 
 import pytest
 from django.db import connection
@@ -17,25 +15,7 @@ from messenger import selectors, services
 from messenger.models import Conversation, Message
 from tests.archive.documents import text_pdf, word_document
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def file_storage(settings: Any, tmp_path: Path) -> Path:
-    root = tmp_path / "media"
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(root)},
-        },
-    }
-    return root
-
-
-@pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("file_storage")]
 
 
 def send_with_file(

@@ -18,11 +18,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
-
-
-@pytest.fixture
 def group(alice: User, bob: User, charlie: User) -> Conversation:
     return services.group_create(actor=alice, name="Launch", member_ids=[bob.pk, charlie.pk])
 

@@ -52,11 +52,6 @@ def active_member_ids(conversation_id: int) -> set[int]:
 
 
 @pytest.fixture
-def dm(alice: User, bob: User) -> Conversation:
-    return services.direct_open(actor=alice, other_user_id=bob.pk)
-
-
-@pytest.fixture
 def group(alice: User, bob: User) -> Conversation:
     return services.group_create(actor=alice, name="Launch", member_ids=[bob.pk])
 

@@ -1,3 +1,4 @@
+import hashlib
 import zoneinfo
 from datetime import datetime
 from typing import ClassVar
@@ -149,6 +150,11 @@ class Invitation(models.Model):
 
     def __str__(self) -> str:
         return f"Invitation for {self.email}"
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        """What is stored of a link's token: only its SHA-256."""
+        return hashlib.sha256(token.encode()).hexdigest()
 
     def is_usable(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()

@@ -1,7 +1,5 @@
 """Read queries about people."""
 
-import hashlib
-
 from django.db.models import QuerySet
 
 from accounts.models import Invitation, User
@@ -9,8 +7,9 @@ from accounts.models import Invitation, User
 
 def invitation_get_usable(*, token: str) -> Invitation | None:
     """The invitation behind a link, if it can still be used."""
-    digest = hashlib.sha256(token.encode()).hexdigest()
-    invitation = Invitation.objects.select_related("user").filter(token_hash=digest).first()
+    invitation = (
+        Invitation.objects.select_related("user").filter(token_hash=Invitation.hash_token(token)).first()
+    )
     if invitation is None or not invitation.is_usable() or invitation.user.offboarded_at:
         return None
     return invitation

@@ -1,6 +1,5 @@
 """Every write to people, departments and invitations happens here."""
 
-import hashlib
 import io
 import secrets
 from collections.abc import Iterable
@@ -25,10 +24,6 @@ from accounts.models import Department, Invitation, User
 
 AVATAR_SIZE = 256
 AVATAR_MAX_PIXELS = 40_000_000
-
-
-def _hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -243,7 +238,7 @@ def invitation_create(
         user=user,
         email=email,
         invited_by=invited_by,
-        token_hash=_hash_token(token),
+        token_hash=Invitation.hash_token(token),
         created_at=now,
         expires_at=now + timedelta(days=settings.KONTOR_INVITATION_DAYS),
     )
@@ -277,7 +272,7 @@ def invitation_accept(*, token: str, display_name: str, password: str) -> User:
     invitation = (
         Invitation.objects.select_for_update()
         .select_related("user")
-        .filter(token_hash=_hash_token(token))
+        .filter(token_hash=Invitation.hash_token(token))
         .first()
     )
     if invitation is None or not invitation.is_usable():

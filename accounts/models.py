@@ -75,6 +75,13 @@ class User(AbstractBaseUser, PermissionsMixin):
     )
     date_joined = models.DateTimeField(default=timezone.now)
     offboarded_at = models.DateTimeField(null=True, blank=True)
+    processing_restricted_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Erasure requested while retention runs (GDPR Art. 17(3)(b), 18): hidden from chat, "
+        "directory and search; erased when the last record naming them is purged.",
+    )
+    erased_at = models.DateTimeField(null=True, blank=True)
     send_read_receipts = models.BooleanField(
         default=True, help_text="Let others see when you have read their messages."
     )

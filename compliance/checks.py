@@ -6,7 +6,7 @@ from django.core.checks import CheckMessage, Error, Tags, register
 from django.db import connections
 from django.db.migrations.recorder import MigrationRecorder
 
-_APPEND_ONLY = ("retentionrecord", "recordperson", "purgeentry", "auditevent")
+_APPEND_ONLY = ("retentionrecord", "recordperson", "purgeentry", "auditevent", "retentionextension", "seal")
 EXPECTED = [
     *(f"compliance_{t}_no_update" for t in (*_APPEND_ONLY, "recordcontent")),
     *(f"compliance_{t}_no_delete" for t in _APPEND_ONLY),
@@ -23,7 +23,7 @@ def archive_guards(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         recorder = MigrationRecorder(connection)
         if (
             not recorder.has_table()
-            or ("compliance", "0002_policies_and_guards") not in recorder.applied_migrations()
+            or ("compliance", "0003_assignments_extensions_seals") not in recorder.applied_migrations()
         ):
             continue  # before migrating there is nothing to guard yet
         with connection.cursor() as cursor:

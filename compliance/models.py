@@ -36,6 +36,10 @@ class RetentionPolicy(models.Model):
     )
     legal_basis = models.CharField(max_length=200, blank=True)
     is_default = models.BooleanField(default=False)
+    purge_live = models.BooleanField(
+        default=False,
+        help_text="When a record's retention ends, also delete the live messages and files it covered.",
+    )
 
     class Meta:
         verbose_name_plural = "retention policies"
@@ -52,6 +56,34 @@ class RetentionPolicy(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class PolicyAssignment(models.Model):
+    """A policy for a department or a conversation; the default policy covers the
+    rest of the company. The most specific assignment wins (conversation, then
+    the departments of the people in a record, longest period first)."""
+
+    policy = models.ForeignKey(RetentionPolicy, on_delete=models.PROTECT, related_name="assignments")
+    department = models.OneToOneField(
+        "accounts.Department", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    conversation = models.OneToOneField(
+        "messenger.Conversation", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    assigned_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    assigned_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(department__isnull=False, conversation__isnull=True)
+                | models.Q(department__isnull=True, conversation__isnull=False),
+                name="compliance_assignment_one_scope",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy} for {self.department or self.conversation}"
 
 
 class SnapshotCursor(models.Model):
@@ -149,6 +181,47 @@ class PurgeEntry(ImmutableModel):
         return f"Purge of {self.record_id}"
 
 
+class RetentionExtension(ImmutableModel):
+    """A record kept longer than its policy said: an authority's request, an open
+    tax audit, a longer policy. Extensions only ever add time; the record's
+    retention is the latest of its own date and its extensions."""
+
+    record = models.ForeignKey(RetentionRecord, on_delete=models.PROTECT, related_name="extensions")
+    retain_until = models.DateField()
+    reason = models.TextField()
+    actor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self) -> str:
+        return f"{self.record_id} kept until {self.retain_until}"
+
+
+class Seal(ImmutableModel):
+    """A daily seal over every chain head, itself a chain, anchored outside the
+    database (a copy in the archive storage, and an RFC 3161 timestamp when a
+    timestamp authority is configured). A removed or rewritten chain no longer
+    matches the heads its seals name."""
+
+    seq = models.PositiveIntegerField(unique=True)
+    previous_hash = models.CharField(max_length=64, unique=True)
+    sha256 = models.CharField(max_length=64, unique=True)
+    hmac = models.CharField(max_length=64, blank=True)
+    canonical_json = models.TextField()
+    chains = models.PositiveIntegerField()
+    tsa_url = models.CharField(max_length=500, blank=True)
+    tsa_token = models.TextField(blank=True, help_text="The RFC 3161 timestamp token, base64 DER.")
+    storage_name = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        ordering = ["seq"]
+
+    def __str__(self) -> str:
+        return f"Seal {self.seq}"
+
+
 class LegalHold(models.Model):
     """Stops every deletion it covers, even after retention ends.
 
@@ -199,6 +272,11 @@ class AuditEvent(ImmutableModel):
         HOLD_RELEASED = "hold_released", "Legal hold released"
         RECORD_PURGED = "record_purged", "Record purged"
         VERIFIED = "verified", "Archive verified"
+        RETENTION_EXTENDED = "retention_extended", "Retention extended"
+        SEALED = "sealed", "Chain heads sealed"
+        LIVE_PURGED = "live_purged", "Live messages and files deleted after retention"
+        PROCESSING_RESTRICTED = "processing_restricted", "Processing restricted (erasure request)"
+        PERSON_ERASED = "person_erased", "Person erased after retention"
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     actor = models.ForeignKey(

@@ -25,6 +25,7 @@ def ensure_broker_folders() -> None:
     if settings.CELERY_BROKER_URL.startswith("filesystem://"):
         Path(settings.CELERY_BROKER_DIR).mkdir(parents=True, exist_ok=True)
         Path(settings.CELERY_BROKER_PROCESSED_DIR).mkdir(parents=True, exist_ok=True)
+        Path(settings.CELERY_BROKER_CONTROL_DIR).mkdir(parents=True, exist_ok=True)
 
 
 @import_modules.connect

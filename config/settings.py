@@ -227,6 +227,7 @@ else:
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_DIR = DATA_DIR / "celery" / "queue"
 CELERY_BROKER_PROCESSED_DIR = DATA_DIR / "celery" / "processed"
+CELERY_BROKER_CONTROL_DIR = DATA_DIR / "celery" / "control"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
@@ -238,6 +239,7 @@ else:
         "data_folder_in": str(CELERY_BROKER_DIR),
         "data_folder_out": str(CELERY_BROKER_DIR),
         "processed_folder": str(CELERY_BROKER_PROCESSED_DIR),
+        "control_folder": str(CELERY_BROKER_CONTROL_DIR),
         "store_processed": False,
         "polling_interval": 0.1,
     }

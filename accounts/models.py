@@ -99,6 +99,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         ]
 
     def __str__(self) -> str:
+        if self.erased_at is not None:
+            return "Erased person"
+        if self.processing_restricted_at is not None:
+            return "Restricted person"
         return self.display_name or self.email
 
     def clean(self) -> None:
@@ -123,6 +127,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def initials(self) -> str:
+        if self.erased_at is not None or self.processing_restricted_at is not None:
+            return "?"
         words = [w for w in (self.display_name or self.email).replace(".", " ").split() if w]
         return "".join(w[0] for w in words[:2]).upper() or "?"
 

@@ -115,3 +115,28 @@ def _keep_blob(path: Path, sha256: str) -> str:
         return key
     with path.open("rb") as handle:
         return default_storage.save(key, File(handle, name=key))
+
+
+def files_delete_unattached(*, file_ids: list[int]) -> int:
+    """Delete the given files that no message holds any more, and their bytes
+    and previews once no other file shares them. Called by the compliance purge
+    after retention; the bytes go after the transaction commits."""
+    doomed = list(
+        StoredFile.objects.filter(pk__in=file_ids, attachments__isnull=True).values_list(
+            "pk", "storage_key", "preview_key"
+        )
+    )
+    if not doomed:
+        return 0
+    StoredFile.objects.filter(pk__in=[pk for pk, _, _ in doomed]).delete()
+    keys = {key for _, storage_key, preview in doomed for key in (storage_key, preview) if key}
+
+    def remove_bytes() -> None:
+        shared = set(
+            StoredFile.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+        ) | set(StoredFile.objects.filter(preview_key__in=keys).values_list("preview_key", flat=True))
+        for key in sorted(keys - shared):
+            default_storage.delete(key)
+
+    transaction.on_commit(remove_bytes)
+    return len(doomed)

@@ -40,6 +40,11 @@ class RetentionPolicy(models.Model):
         default=False,
         help_text="When a record's retention ends, also delete the live messages and files it covered.",
     )
+    recording_notice = models.BooleanField(
+        default=False,
+        help_text="A regulated scope (MiFID II, SEC 17a-4): every participant sees that the conversation "
+        "is recorded and archived.",
+    )
 
     class Meta:
         verbose_name_plural = "retention policies"

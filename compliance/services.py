@@ -13,17 +13,19 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import F, Max, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Now
+from django.db.models import DateField, F, Max, OuterRef, Q, Subquery
+from django.db.models.functions import Cast, Coalesce, Now
 
 from accounts.models import User
+from compliance import archive_store, lifecycle, policies
 from compliance.models import (
     AuditEvent,
     LegalHold,
@@ -68,6 +70,12 @@ def record_hmac(content: bytes) -> str:
     return hmac.new(key.encode(), content, hashlib.sha256).hexdigest() if key else ""
 
 
+def company_day(moment: datetime) -> date:
+    """The calendar day of ``moment`` in the company's legal time zone: a message
+    sent in Berlin at 00:30 on 1 January belongs to the new year."""
+    return moment.astimezone(ZoneInfo(settings.KONTOR_TIME_ZONE)).date()
+
+
 def retain_until(policy: RetentionPolicy, made_on: date) -> date:
     """The last day a record made on ``made_on`` must be kept under ``policy``.
 
@@ -82,19 +90,12 @@ def retain_until(policy: RetentionPolicy, made_on: date) -> date:
     return end + timedelta(days=policy.days)
 
 
-def policy_for(conversation: Conversation) -> RetentionPolicy:
-    policy = RetentionPolicy.objects.filter(is_default=True).first()
-    if policy is None:
-        raise RuntimeError("No default retention policy: migration compliance 0002 makes one.")
-    return policy
-
-
 def _person(user: User | None) -> dict[str, Any] | None:
     if user is None:
         return None
     return {
         "id": user.pk,
-        "name": str(user),
+        "name": user.display_name or user.email,
         "email": user.email,
         "department": user.department.name if user.department else None,
         "active": user.is_active,
@@ -156,7 +157,10 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         for person in authors:
             if person is not None:
                 people[str(person.pk)] = _person(person)
-    policy = policy_for(conversation)
+    first_day, last_day = company_day(events[0].created_at), company_day(events[-1].created_at)
+    policy, keep_until = policies.policy_for(
+        conversation, made_on=last_day, user_ids=[int(pk) for pk in people]
+    )
     seq = cursor.last_seq + 1
     payload = {
         "format": FORMAT,
@@ -174,6 +178,7 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         "events": [_event_entry(e) for e in events],
         "people": people,
         "policy": {"name": policy.name, "class": policy.record_class},
+        "retain_until": keep_until.isoformat(),
     }
     content = canonical_json(payload)
     digest = record_hash(content)
@@ -187,11 +192,14 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         hmac=record_hmac(content),
         previous_hash=cursor.last_hash,
         policy=policy,
-        retain_until=retain_until(policy, events[-1].created_at.date()),
-        period_start=events[0].created_at.date(),
-        period_end=events[-1].created_at.date(),
+        retain_until=keep_until,
+        period_start=first_day,
+        period_end=last_day,
     )
     RecordContent.objects.create(record=record, canonical_json=content.decode("utf-8"))
+    # Inside the transaction: a failed copy rolls the snapshot back for a retry,
+    # which writes the same names and bytes again (a no-op for what arrived).
+    archive_store.write_record(record, content)
     RecordPerson.objects.bulk_create(RecordPerson(record=record, user_id=int(pk)) for pk in people)
     SnapshotCursor.objects.filter(pk=cursor.pk).update(
         last_event_id=events[-1].id, last_seq=seq, last_hash=digest
@@ -290,6 +298,9 @@ def hold_release(*, actor: User, hold_id: int, reason: str) -> LegalHold:
 class Purge:
     purged: int
     held: int
+    messages: int = 0
+    files: int = 0
+    people: int = 0
 
 
 def purge_expired() -> Purge:
@@ -300,8 +311,12 @@ def purge_expired() -> Purge:
     failure leaves every earlier purge complete.
     """
     purged = held = 0
+    # The database's day, as the content-delete trigger sees it; an extension
+    # keeps a record until the extension's day has passed as well.
+    today = Cast(Now(), DateField())
     candidates = (
-        RetentionRecord.objects.filter(retain_until__lt=Now(), purge__isnull=True)
+        RetentionRecord.objects.filter(retain_until__lt=today, purge__isnull=True)
+        .exclude(extensions__retain_until__gte=today)
         .order_by("conversation_id", "seq")
         .values_list("pk", flat=True)
     )
@@ -313,6 +328,8 @@ def purge_expired() -> Purge:
                 continue
             PurgeEntry.objects.create(record=record, sha256=record.sha256)
             RecordContent.objects.filter(record=record).delete()
+            # The referenced files' copies stay: other records may share them.
+            archive_store.delete(archive_store.record_name(record))
             AuditEvent.objects.create(
                 kind=AuditEvent.Kind.RECORD_PURGED,
                 detail={
@@ -324,7 +341,11 @@ def purge_expired() -> Purge:
                 },
             )
             purged += 1
-    return Purge(purged=purged, held=held)
+    # Every conversation whose purged prefix may cover live data, not only
+    # today's: a hold released since the last run frees what it kept.
+    live = lifecycle.purge_live(conversation_ids=lifecycle.live_purge_candidates())
+    erased = lifecycle.erase_restricted()
+    return Purge(purged=purged, held=held, messages=live.messages, files=live.files, people=erased)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,17 @@ service call each. A duplicate delivery does nothing because the database says
 so (the cursor lock and the unique chain position), never because a worker was
 asked."""
 
-from celery import shared_task
+import logging
+from typing import Any
 
-from compliance import services
+from celery import shared_task
+from celery.signals import task_failure
+from django.conf import settings
+from django.core.mail import send_mail
+
+from compliance import sealing, services
+
+logger = logging.getLogger(__name__)
 
 
 @shared_task(name="compliance.snapshot_due", time_limit=120, soft_time_limit=100)
@@ -32,10 +40,52 @@ def snapshot_conversation(conversation_id: int) -> int:
 def purge_expired() -> dict[str, int]:
     """Delete the content of expired records no legal hold covers (daily)."""
     result = services.purge_expired()
-    return {"purged": result.purged, "held": result.held}
+    return {
+        "purged": result.purged,
+        "held": result.held,
+        "messages": result.messages,
+        "files": result.files,
+        "people": result.people,
+    }
 
 
 @shared_task(name="compliance.reconcile", time_limit=1800, soft_time_limit=1700)
 def reconcile() -> int:
     """Hourly: archive any journal event the sweep missed and alert with the count."""
     return services.reconcile().missing_events
+
+
+@shared_task(name="compliance.seal", time_limit=1800, soft_time_limit=1700)
+def seal() -> int:
+    """Daily: seal every chain head, anchored outside the database; returns the seal's position."""
+    return sealing.seal_heads().seq
+
+
+@shared_task(name="compliance.verify", time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
+def verify() -> bool:
+    """Daily: verify every chain, seal and copy; mail the compliance contacts on failure."""
+    from compliance.verification import verify_and_report
+
+    return verify_and_report().ok
+
+
+@task_failure.connect
+def alert_on_failure(
+    sender: Any = None, task_id: str = "", exception: BaseException | None = None, **_: Any
+) -> None:
+    """A compliance task that fails (the archive storage down, a database error)
+    is an alert, not just a log line: the contacts get a mail naming it."""
+    name = getattr(sender, "name", "") or ""
+    if not name.startswith("compliance."):
+        return
+    logger.error("Compliance task %s (%s) failed: %r", name, task_id, exception)
+    if settings.KONTOR_COMPLIANCE_CONTACTS:
+        send_mail(
+            f"[Kontor] Compliance task failed: {name}",
+            f"The task {name} (id {task_id}) failed:\n\n  {exception!r}\n\n"
+            "Until it runs again successfully, the archive may be behind. Snapshots, the "
+            "reconciliation and the seal catch up on their next run; check the worker's log.",
+            settings.DEFAULT_FROM_EMAIL,
+            settings.KONTOR_COMPLIANCE_CONTACTS,
+            fail_silently=True,
+        )

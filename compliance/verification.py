@@ -2,12 +2,20 @@
 
 import hmac
 import json
+import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS
 
+from compliance import archive_store
+from compliance.checks import archive_guards
 from compliance.models import GENESIS_HASH, PurgeEntry, RecordContent, RetentionRecord, SnapshotCursor
+from compliance.sealing import verify_seals
 from compliance.services import record_hash, record_hmac
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -16,6 +24,8 @@ class Report:
     records: int = 0
     events: int = 0
     purged: int = 0
+    seals: int = 0
+    stamped: int = 0
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -23,21 +33,44 @@ class Report:
         return not self.problems
 
 
-def verify(*, conversation_id: int | None = None) -> Report:
+def verify(*, conversation_id: int | None = None, copies: bool = True) -> Report:
     """Check each chain: positions 1..n without gaps, each link to the previous
     hash, each content against its hash (and HMAC when keyed), and the chain's
-    end against the snapshot cursor, so a removed tail or a removed chain shows."""
+    end against the snapshot cursor, so a removed tail or a removed chain shows.
+    Without a conversation filter, also the seals and their anchors outside the
+    database (``compliance.sealing.verify_seals``)."""
     report = Report()
-    cursors = SnapshotCursor.objects.order_by("conversation_id")
+    cursors = SnapshotCursor.objects.all()
+    chains = RetentionRecord.objects.order_by().values_list("conversation_id", flat=True).distinct()
     if conversation_id is not None:
-        cursors = cursors.filter(conversation_id=conversation_id)
-    for cursor in cursors.iterator():
+        cursors, chains = (
+            cursors.filter(conversation_id=conversation_id),
+            chains.filter(conversation_id=conversation_id),
+        )
+    by_conversation = {cursor.conversation_id: cursor for cursor in cursors}
+    # Every chain with a cursor and every chain with records: a chain whose
+    # cursor was removed is still checked, and named.
+    for chain in sorted(set(by_conversation) | set(chains)):
         report.chains += 1
-        _verify_chain(cursor, report)
+        cursor = by_conversation.get(chain)
+        if cursor is None:
+            report.problems.append(
+                f"conversation {chain}: its records have no snapshot cursor: the cursor was removed"
+            )
+            cursor = SnapshotCursor(conversation_id=chain, last_seq=-1, last_hash="")
+        _verify_chain(cursor, report, copies=copies)
+    if conversation_id is None:
+        # The seals and their anchors outside the database: a removed or
+        # consistently rewritten chain no longer matches the heads they name.
+        verify_seals(report)
+        # The database's guards themselves (Django checks them only with
+        # ``check --database``): a dropped or disabled trigger is a failure.
+        for message in archive_guards(databases=[DEFAULT_DB_ALIAS]):
+            report.problems.append(f"database guard: {message.msg}")
     return report
 
 
-def _verify_chain(cursor: SnapshotCursor, report: Report) -> None:
+def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True) -> None:
     conversation_id = cursor.conversation_id
     expected_seq, expected_previous, last_event = 1, GENESIS_HASH, 0
     records = RetentionRecord.objects.filter(conversation_id=conversation_id).order_by("seq")
@@ -81,7 +114,10 @@ def _verify_chain(cursor: SnapshotCursor, report: Report) -> None:
         if record_hash(raw) != record.sha256:
             report.problems.append(f"{name}: its content does not match its hash (altered)")
             return
-        if settings.KONTOR_ARCHIVE_HMAC_KEY and not hmac.compare_digest(record_hmac(raw), record.hmac):
+        # Records made before a key was configured carry no HMAC; their hash,
+        # the chain and the seals still hold them.
+        keyed = settings.KONTOR_ARCHIVE_HMAC_KEY and record.hmac
+        if keyed and not hmac.compare_digest(record_hmac(raw), record.hmac):
             report.problems.append(f"{name}: its HMAC does not match")
             return
         payload = json.loads(content)
@@ -92,9 +128,62 @@ def _verify_chain(cursor: SnapshotCursor, report: Report) -> None:
         ):
             report.problems.append(f"{name}: its content describes another position in the chain")
             return
+        if payload.get("retain_until") != record.retain_until.isoformat():
+            report.problems.append(
+                f"{name}: its retention date {record.retain_until} is not the one it was sealed with"
+            )
+            return
+        # The write-once copy in the archive storage, and its files' copies
+        # (``copies=False`` skips them: one storage read per record and file).
+        # A purged record's copy is gone with its content and not required.
+        problem = archive_store.check_record(record, raw) if copies else None
+        if problem is not None:
+            report.problems.append(f"{name}: {problem}")
+            return
         expected_seq, expected_previous, last_event = record.seq + 1, record.sha256, record.last_event_id
-    if cursor.last_seq != expected_seq - 1 or cursor.last_hash != expected_previous:
+    if cursor.last_seq >= 0 and (
+        cursor.last_seq != expected_seq - 1 or cursor.last_hash != expected_previous
+    ):
         report.problems.append(
             f"conversation {conversation_id}: the chain ends at record {expected_seq - 1} but "
             f"{cursor.last_seq} were written: records at its end are missing"
         )
+
+
+def verify_and_report(*, actor: Any = None) -> Report:
+    """Verify the whole archive, log the result as an audit event and, when
+    anything is broken, mail the compliance contacts (the daily task)."""
+    from django.core.mail import send_mail
+
+    from compliance.models import AuditEvent
+
+    report = verify()
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.VERIFIED,
+        actor=actor,
+        detail={
+            "ok": report.ok,
+            "chains": report.chains,
+            "records": report.records,
+            "events": report.events,
+            "purged": report.purged,
+            "seals": report.seals,
+            "stamped": report.stamped,
+            "problems": report.problems[:20],
+        },
+    )
+    if not report.ok:
+        logger.error("Archive verification failed: %s", report.problems[0])
+        if settings.KONTOR_COMPLIANCE_CONTACTS:
+            send_mail(
+                "[Kontor] ARCHIVE VERIFICATION FAILED",
+                "The daily verification of the compliance archive found "
+                f"{len(report.problems)} problem(s). The first:\n\n  {report.problems[0]}\n\n"
+                "All of them:\n\n" + "\n".join(f"- {p}" for p in report.problems) + "\n\n"
+                "Run `manage.py verify_archive` for the full report. Do not change the archive: "
+                "secure the database and the archive storage as they are and inform the data "
+                "protection officer.",
+                settings.DEFAULT_FROM_EMAIL,
+                settings.KONTOR_COMPLIANCE_CONTACTS,
+            )
+    return report

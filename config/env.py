@@ -7,6 +7,8 @@ process at start instead of silently falling back to a default.
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -72,3 +74,27 @@ def env_choice(
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}, not {value!r}.")
     return value
+
+
+def env_url(
+    name: str, *, schemes: tuple[str, ...] = ("http", "https"), environ: Mapping[str, str] | None = None
+) -> str:
+    """An absolute URL with one of ``schemes`` and a host, or "" when unset."""
+    value = env_str(name, environ=environ)
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in schemes or not parts.netloc:
+        raise ImproperlyConfigured(f"{name} must be a {' or '.join(schemes)} URL with a host, not {value!r}.")
+    return value
+
+
+def env_file(name: str, *, environ: Mapping[str, str] | None = None) -> Path | None:
+    """The path of a file that must exist and be readable, or None when unset."""
+    value = env_str(name, environ=environ)
+    if not value:
+        return None
+    path = Path(value).expanduser().resolve()
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ImproperlyConfigured(f"{name} must name a readable file; {value!r} is not one.")
+    return path

@@ -11,12 +11,13 @@ every variable.
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import dj_database_url
 from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_file, env_int, env_list, env_str, env_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -258,6 +259,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "compliance-reconcile": {"task": "compliance.reconcile", "schedule": 3600.0},
     # Daily: delete the content of records past retention that no legal hold covers.
     "compliance-purge-expired": {"task": "compliance.purge_expired", "schedule": 24 * 3600.0},
+    # Daily: seal every chain head, with a copy in the archive storage and a timestamp.
+    "compliance-seal": {"task": "compliance.seal", "schedule": 24 * 3600.0},
+    # Daily: recompute every hash, link, seal and copy; mail the contacts on failure.
+    "compliance-verify": {"task": "compliance.verify", "schedule": 24 * 3600.0},
 }
 
 # --- Authentication ---------------------------------------------------------
@@ -335,8 +340,23 @@ if OIDC_SERVER_URL:
 # Optional: records also carry an HMAC-SHA256 under this key (keep it outside
 # the database, e.g. in a secret store), so a rewrite needs the key as well.
 KONTOR_ARCHIVE_HMAC_KEY = env_str("KONTOR_ARCHIVE_HMAC_KEY")
+# The company's legal time zone: which calendar day and year a record was made
+# in (the retention clock starts at that year's end).
+KONTOR_TIME_ZONE = env_str("KONTOR_TIME_ZONE", "Europe/Berlin")
+try:
+    ZoneInfo(KONTOR_TIME_ZONE)
+except (ZoneInfoNotFoundError, ValueError) as error:
+    raise ImproperlyConfigured(f"KONTOR_TIME_ZONE: unknown time zone {KONTOR_TIME_ZONE!r}.") from error
 # Who hears of archive problems (late events, failed verification), comma-separated.
 KONTOR_COMPLIANCE_CONTACTS = env_list("KONTOR_COMPLIANCE_CONTACTS")
+# Optional: the daily seal over all chain heads is also stamped by this RFC 3161
+# timestamp authority; its tokens are checked against the CA certificate(s) in
+# KONTOR_TSA_CA_FILE (PEM), which verify_archive keeps needing for old tokens.
+KONTOR_TSA_URL = env_url("KONTOR_TSA_URL")
+_tsa_ca_file = env_file("KONTOR_TSA_CA_FILE")
+KONTOR_TSA_CA_FILE = str(_tsa_ca_file) if _tsa_ca_file else ""
+if KONTOR_TSA_URL and not KONTOR_TSA_CA_FILE:
+    raise ImproperlyConfigured("KONTOR_TSA_URL needs KONTOR_TSA_CA_FILE to check the tokens it returns.")
 
 # --- Content-Security-Policy: everything from our own server ----------------
 _FORM_ACTION = [SELF]
@@ -393,8 +413,44 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(MEDIA_ROOT), "file_permissions_mode": 0o640},
     }
+# The archive storage keeps write-once copies of retention records and of the
+# files they reference (compliance.archive_store): a folder of read-only files
+# by default, an S3 bucket with Object Lock (enabled when the bucket is made)
+# in production. Each object is locked until its record's retention ends.
+KONTOR_ARCHIVE_STORAGE = env_choice("KONTOR_ARCHIVE_STORAGE", ("filesystem", "s3"), "filesystem")
+KONTOR_ARCHIVE_LOCK_MODE = env_choice(
+    "KONTOR_ARCHIVE_LOCK_MODE", ("compliance", "governance"), "compliance"
+).upper()
+if KONTOR_ARCHIVE_STORAGE == "s3":
+    if not env_str("ARCHIVE_S3_BUCKET"):
+        raise ImproperlyConfigured("KONTOR_ARCHIVE_STORAGE=s3 needs ARCHIVE_S3_BUCKET.")
+    _archive_storage: dict[str, object] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("ARCHIVE_S3_BUCKET"),
+            "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+            "region_name": env_str("S3_REGION") or None,
+            "access_key": env_str("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_str("S3_SECRET_ACCESS_KEY") or None,
+            "addressing_style": env_choice("S3_ADDRESSING_STYLE", ("auto", "path", "virtual"), "auto"),
+            "default_acl": None,
+            # An archived object is never replaced (archive_store refuses too).
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    }
+else:
+    _archive_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {
+            "location": str(DATA_DIR / "archive"),
+            "file_permissions_mode": 0o440,
+            "directory_permissions_mode": 0o750,
+        },
+    }
 STORAGES = {
     "default": _default_storage,
+    "archive": _archive_storage,
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"

@@ -67,7 +67,8 @@ def access_message(user: User, message_id: int) -> Message:
 
 def access_file(user: User, file_id: int) -> StoredFile:
     """A file, if ``user`` may download it: it is attached to a message that is
-    not deleted, in a conversation the person is an active member of; or the
+    not deleted, whose author's data is not restricted (an erasure request), in
+    a conversation the person is an active member of; or the
     person uploaded it and has not sent it yet. Auditors use the compliance
     workspace instead."""
     if not user.is_active:
@@ -75,6 +76,7 @@ def access_file(user: User, file_id: int) -> StoredFile:
     shared = MessageAttachment.objects.filter(
         file_id=file_id,
         message__deleted_at__isnull=True,
+        message__author__processing_restricted_at__isnull=True,
         message__conversation__memberships__user=user,
         message__conversation__memberships__left_at__isnull=True,
     )

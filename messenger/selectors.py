@@ -301,9 +301,9 @@ def message_search(*, user: User, q: str, limit: int = 30, before_id: int | None
         return []
     mine = Membership.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
     found: list[Message]
-    hits = Message.objects.filter(conversation_id__in=mine, deleted_at__isnull=True).select_related(
-        "author", "conversation"
-    )
+    hits = Message.objects.filter(
+        conversation_id__in=mine, deleted_at__isnull=True, author__processing_restricted_at__isnull=True
+    ).select_related("author", "conversation")
     if before_id is not None:
         hits = hits.filter(pk__lt=before_id)
     words = _words(q)
@@ -416,7 +416,9 @@ def conversation_files(*, user: User, conversation_id: int) -> tuple[Membership,
     membership = access_membership(user, conversation_id)
     files = list(
         MessageAttachment.objects.filter(
-            message__conversation_id=conversation_id, message__deleted_at__isnull=True
+            message__conversation_id=conversation_id,
+            message__deleted_at__isnull=True,
+            message__author__processing_restricted_at__isnull=True,
         )
         .select_related("file", "message", "message__author")
         .order_by("-message__seq", "position")

@@ -73,6 +73,25 @@ def file_storage(settings: Any, tmp_path: Path) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def archive_storage(settings: Any, tmp_path: Path) -> Path:
+    """Write-once archive copies (``compliance.archive_store``) go to a folder of
+    the test's own, read-only as in production, never to the data folder."""
+    root = tmp_path / "archive"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "archive": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {
+                "location": str(root),
+                "file_permissions_mode": 0o440,
+                "directory_permissions_mode": 0o750,
+            },
+        },
+    }
+    return root
+
+
 @pytest.fixture
 def password() -> str:
     return PASSWORD

@@ -65,7 +65,7 @@ def _clean_body(body: str, *, may_be_empty: bool = False) -> str:
 def _render_for(conversation: Conversation, body: str) -> Rendered:
     members = User.objects.filter(
         memberships__conversation=conversation, memberships__left_at__isnull=True, is_active=True
-    ).only("pk", "email", "display_name")
+    ).only("pk", "email", "display_name", "processing_restricted_at", "erased_at")
     people = {user.handle.lower(): Mentionable(user.pk, str(user)) for user in members}
     return render_body(body, people=people)
 
@@ -254,6 +254,8 @@ def message_edit(*, actor: User, message_id: int, body: str) -> Message:
         kind=MessageRevision.Kind.EDITED,
         body=body,
         actor=actor,
+        # Each version is whole: its files travel with it into the archive.
+        files=_current_files(message),
     )
     message.refresh_from_db()
     append(

@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-READ_CALL = re.compile(r"env_(?:str|bool|int|list|choice)\(\s*\"([A-Z0-9_]+)\"")
+READ_CALL = re.compile(r"env_(?:str|bool|int|list|choice|url|file)\(\s*\"([A-Z0-9_]+)\"")
 ENVIRON_READ = re.compile(r"os\.environ(?:\.get)?[\[(]\s*\"([A-Z0-9_]+)\"")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from config.env import env_bool, env_choice, env_int, env_list, env_str
+from config.env import env_bool, env_choice, env_file, env_int, env_list, env_str, env_url
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "test-secret-0123456789abcdefghijklmnopqrstuvwxyz-ABCDEFGHIJKLMNOP"
@@ -225,6 +225,27 @@ def test_s3_storage_is_the_default_storage(tmp_path: Path) -> None:
     ]
 
 
+def test_a_timestamp_authority_without_its_ca_file_refuses_to_start(tmp_path: Path) -> None:
+    error = _refused(tmp_path, KONTOR_TSA_URL="https://tsa.kontor.example/tsr")
+
+    assert "KONTOR_TSA_CA_FILE" in error
+
+
+def test_a_timestamp_authority_with_its_ca_file_is_configured(tmp_path: Path) -> None:
+    ca_file = tmp_path / "tsa-ca.pem"
+    ca_file.write_text("-----BEGIN CERTIFICATE-----\n")
+
+    loaded = _settings(
+        tmp_path, KONTOR_TSA_URL="https://tsa.kontor.example/tsr", KONTOR_TSA_CA_FILE=str(ca_file)
+    )
+
+    assert (loaded["KONTOR_TSA_URL"], loaded["KONTOR_TSA_CA_FILE"]) == (
+        "https://tsa.kontor.example/tsr",
+        str(ca_file),
+    )
+    assert loaded["CELERY_BEAT_SCHEDULE"]["compliance-seal"]["task"] == "compliance.seal"
+
+
 def test_production_passes_the_deployment_checks(tmp_path: Path) -> None:
     result = _run(tmp_path, PRODUCTION, "manage.py", "check", "--deploy", "--fail-level", "WARNING")
 
@@ -296,3 +317,26 @@ def test_env_helpers_read_the_process_environment(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("KONTOR_TEST_VALUE", "17")
 
     assert env_int("KONTOR_TEST_VALUE", 0) == 17
+
+
+def test_env_url_takes_only_absolute_urls_of_the_given_schemes() -> None:
+    assert env_url("URL", environ={"URL": " https://tsa.example/tsr "}) == "https://tsa.example/tsr"
+    assert env_url("URL", environ={}) == ""
+    with pytest.raises(
+        ImproperlyConfigured, match=r"URL must be a http or https URL with a host, not 'tsa.example'"
+    ):
+        env_url("URL", environ={"URL": "tsa.example"})
+    with pytest.raises(ImproperlyConfigured, match="URL must be a"):
+        env_url("URL", environ={"URL": "file:///etc/passwd"})
+
+
+def test_env_file_needs_a_readable_file(tmp_path: Path) -> None:
+    present = tmp_path / "ca.pem"
+    present.write_text("pem")
+
+    assert env_file("CA", environ={"CA": str(present)}) == present
+    assert env_file("CA", environ={}) is None
+    with pytest.raises(ImproperlyConfigured, match="CA must name a readable file"):
+        env_file("CA", environ={"CA": str(tmp_path / "missing.pem")})
+    with pytest.raises(ImproperlyConfigured, match="CA must name a readable file"):
+        env_file("CA", environ={"CA": str(tmp_path)})

@@ -14,9 +14,9 @@ from messenger.models import Conversation
 pytestmark = pytest.mark.django_db
 
 # Session, user, roles (layout); the journal position; the page's membership,
-# messages, members, reactions, mentions and reactors; the sidebar's
-# memberships and direct partners.
-CONVERSATION_PAGE_QUERIES = 12
+# messages, members, reactions, mentions and reactors; the retention policy
+# (for the recording notice); the sidebar's memberships and direct partners.
+CONVERSATION_PAGE_QUERIES = 13
 # Session, user, roles (the context processor); membership, messages, members,
 # reactions, mentions and reactors. No layout, no sidebar.
 OLDER_MESSAGES_QUERIES = 9

@@ -1,0 +1,234 @@
+"""What happens to live data when retention ends, and GDPR erasure requests.
+
+- ``purge_live``: when a record's policy says so (``purge_live``), the live
+  messages and files that purged records covered are deleted too, but only
+  messages whose every journal event lies in a purged record, and never what
+  an active legal hold covers.
+- ``restrict_processing``: an erasure request during retention (GDPR Art.
+  17(3)(b), (e), Art. 18) restricts the person: their account is closed, they
+  and their messages are gone from chat, directory and search, and the archive
+  keeps them for the auditors. ``erase_restricted`` (run by the daily purge)
+  erases them once no unpurged record names them any more.
+
+Every act is an audit event.
+"""
+
+from dataclasses import dataclass
+from datetime import date
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, Max, OuterRef, Q
+from django.db.models.functions import Now
+from django.utils import timezone
+
+from accounts.models import User
+from archive import services as files
+from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
+from messenger.models import Event, Mention, Message, MessageAttachment, MessageRevision, Reaction
+
+DEFAULT_ERASURE_BASIS = (
+    "GDPR Art. 17(3)(b): erasure deferred while a legal obligation to retain runs (HGB §257, AO §147; "
+    "in Germany with §35(3) BDSG), and Art. 17(3)(e) where legal claims are concerned; processing "
+    "restricted until then."
+)
+
+
+@dataclass(frozen=True)
+class LivePurge:
+    messages: int = 0
+    files: int = 0
+
+
+def _held(conversation_id: int) -> Q | None:
+    """Messages of the conversation that an active hold covers; None when no hold
+    reaches it, ``Q()`` (everything) when one covers the whole conversation."""
+    covered = Q(pk__in=[])
+    for hold in LegalHold.objects.filter(released_at__isnull=True).filter(
+        Q(conversation__isnull=True) | Q(conversation_id=conversation_id)
+    ):
+        criteria = Q()
+        if hold.custodian_id is not None:
+            criteria &= Q(author_id=hold.custodian_id) | Q(mentions__user_id=hold.custodian_id)
+        if hold.date_from is not None:
+            criteria &= Q(created_at__date__gte=hold.date_from)
+        if hold.date_to is not None:
+            criteria &= Q(created_at__date__lte=hold.date_to)
+        if not criteria:
+            return Q()
+        covered |= criteria
+    return covered
+
+
+def _purged_prefix_end(conversation_id: int) -> int:
+    """The last journal event of the longest run of purged records, from the
+    chain's start, whose policies delete live data after retention."""
+    end = 0
+    records = (
+        RetentionRecord.objects.filter(conversation_id=conversation_id)
+        .order_by("seq")
+        .values_list("last_event_id", "purge", "policy__purge_live")
+    )
+    for last_event_id, purge, purge_live in records.iterator():
+        if purge is None or not purge_live:
+            break
+        end = last_event_id
+    return end
+
+
+def _delete_messages(message_ids: list[int]) -> tuple[int, int]:
+    """Delete messages with their versions, reactions, mentions, attachments and
+    journal events; then the files nothing holds any more."""
+    if not message_ids:
+        return 0, 0
+    file_ids = list(
+        MessageAttachment.objects.filter(message_id__in=message_ids).values_list("file_id", flat=True)
+    )
+    Message.objects.filter(reply_to_id__in=message_ids).update(reply_to=None)
+    Event.objects.filter(message_id__in=message_ids).delete()
+    for model in (MessageRevision, Reaction, Mention, MessageAttachment):
+        model.objects.filter(message_id__in=message_ids).delete()
+    deleted, _ = Message.objects.filter(pk__in=message_ids).delete()
+    return deleted, files.files_delete_unattached(file_ids=file_ids)
+
+
+def live_purge_candidates() -> list[int]:
+    """Conversations whose chain starts with a purged record of a policy that
+    deletes live data after retention."""
+    return list(
+        RetentionRecord.objects.filter(seq=1, purge__isnull=False, policy__purge_live=True)
+        .order_by("conversation_id")
+        .values_list("conversation_id", flat=True)
+    )
+
+
+def purge_live(*, conversation_ids: list[int]) -> LivePurge:
+    total_messages = total_files = 0
+    for conversation_id in conversation_ids:
+        with transaction.atomic():
+            end = _purged_prefix_end(conversation_id)
+            if not end:
+                continue
+            held = _held(conversation_id)
+            if held is not None and not held:
+                continue  # a hold covers the whole conversation
+            later = Event.objects.filter(message=OuterRef("pk"), id__gt=end)
+            doomed = Message.objects.filter(conversation_id=conversation_id).exclude(Exists(later))
+            if held is not None:
+                doomed = doomed.exclude(pk__in=Message.objects.filter(held).values("pk"))
+            message_ids = list(doomed.values_list("pk", flat=True))
+            # The journal of the purged range goes too (membership changes included).
+            Event.objects.filter(conversation_id=conversation_id, id__lte=end, message__isnull=True).delete()
+            messages, deleted_files = _delete_messages(message_ids)
+            if messages or deleted_files:
+                AuditEvent.objects.create(
+                    kind=AuditEvent.Kind.LIVE_PURGED,
+                    detail={
+                        "conversation": conversation_id,
+                        "to_event": end,
+                        "messages": messages,
+                        "files": deleted_files,
+                    },
+                )
+            total_messages += messages
+            total_files += deleted_files
+    return LivePurge(messages=total_messages, files=total_files)
+
+
+def _retained_until(user: User) -> date | None:
+    """The last day any unpurged record naming ``user`` is kept (extensions included)."""
+    records = RetentionRecord.objects.filter(
+        purge__isnull=True, pk__in=RecordPerson.objects.filter(user=user).values("record_id")
+    )
+    own = records.aggregate(m=Max("retain_until"))["m"]
+    extended = records.aggregate(m=Max("extensions__retain_until"))["m"]
+    dates = [d for d in (own, extended) if d is not None]
+    return max(dates) if dates else None
+
+
+@transaction.atomic
+def restrict_processing(*, actor: User, user_id: int, legal_basis: str = "", request: str = "") -> User:
+    """Take an erasure request while retention runs: restrict now, erase later."""
+    from compliance import services
+
+    user = User.objects.select_for_update().get(pk=user_id)
+    # Everything they took part in reaches the archive before anything is hidden.
+    for conversation_id in user.memberships.values_list("conversation_id", flat=True):
+        while services.snapshot_conversation(conversation_id=conversation_id).record is not None:
+            pass
+    if user.erased_at is not None:
+        raise ValidationError(f"{user.email} was erased already.")
+    if user.is_superuser:
+        raise ValidationError("Take the administrator role away first.")
+    if user.processing_restricted_at is None:
+        User.objects.filter(pk=user.pk).update(processing_restricted_at=Now(), is_active=False)
+    user.refresh_from_db()
+    kept_until = _retained_until(user)
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.PROCESSING_RESTRICTED,
+        actor=actor,
+        detail={
+            "user": user.pk,
+            "legal_basis": legal_basis.strip() or DEFAULT_ERASURE_BASIS,
+            "request": request.strip(),
+            "retained_until": kept_until.isoformat() if kept_until else None,
+        },
+    )
+    if kept_until is None:
+        _erase(user, actor=actor)
+    return user
+
+
+def _erase(user: User, *, actor: User | None) -> None:
+    """Delete the person's live messages and reactions and anonymise the account."""
+    message_ids: list[int] = []
+    mine = Message.objects.filter(author=user)
+    for conversation_id in set(mine.values_list("conversation_id", flat=True)):
+        held = _held(conversation_id)
+        if held is not None and not held:
+            continue  # a hold covers the whole conversation: its messages stay
+        in_conversation = mine.filter(conversation_id=conversation_id)
+        if held is not None:
+            in_conversation = in_conversation.exclude(pk__in=Message.objects.filter(held).values("pk"))
+        message_ids += in_conversation.values_list("pk", flat=True)
+    messages, deleted_files = _delete_messages(message_ids)
+    Reaction.objects.filter(user=user).delete()
+    Mention.objects.filter(user=user).delete()
+    if user.avatar:
+        user.avatar.delete(save=False)
+    user.email = f"erased-{user.pk}@erased.invalid"
+    user.display_name = ""
+    user.job_title = ""
+    user.phone = ""
+    user.avatar = ""
+    user.department = None
+    user.is_active = False
+    user.erased_at = timezone.now()
+    user.set_unusable_password()
+    user.save()
+    AuditEvent.objects.create(
+        kind=AuditEvent.Kind.PERSON_ERASED,
+        actor=actor,
+        detail={
+            "user": user.pk,
+            "messages": messages,
+            "files": deleted_files,
+            "legal_basis": "GDPR Art. 17(1): the retention duty that deferred erasure has ended.",
+        },
+    )
+
+
+def erase_restricted() -> int:
+    """Erase every restricted person whose records have all been purged and whom
+    no active hold names."""
+    erased = 0
+    held = LegalHold.objects.filter(released_at__isnull=True, custodian=OuterRef("pk"))
+    people = User.objects.filter(processing_restricted_at__isnull=False, erased_at__isnull=True).exclude(
+        Exists(held)
+    )
+    for user in people:
+        with transaction.atomic():
+            if _retained_until(user) is None:
+                _erase(user, actor=None)
+                erased += 1
+    return erased

@@ -51,16 +51,17 @@ def _candidates(conversation: Conversation, user_ids: list[int]) -> list[Retenti
         if policy.level == 2 and not policy.is_default:
             continue
         levels.setdefault(policy.level, {})[policy.pk] = policy
-    if not levels:
-        raise RuntimeError("No default retention policy: migration compliance 0002 makes one.")
-    return list(levels[min(levels)].values())
+    return list(levels[min(levels)].values()) if levels else []
 
 
 def policy_for(
     conversation: Conversation, *, made_on: date, user_ids: list[int]
 ) -> tuple[RetentionPolicy, date]:
     """The policy of a record made on ``made_on`` naming ``user_ids``, and its retention date."""
-    dated = [(services.retain_until(p, made_on), p.name, p) for p in _candidates(conversation, user_ids)]
+    candidates = _candidates(conversation, user_ids)
+    if not candidates:
+        raise RuntimeError("No default retention policy: migration compliance 0002 makes one.")
+    dated = [(services.retain_until(p, made_on), p.name, p) for p in candidates]
     until, _, policy = max(dated, key=lambda item: (item[0], item[1]))
     return policy, until
 

@@ -180,6 +180,9 @@ def _write(draft: _Draft, token: bytes) -> Seal | None:
         return None
     name = archive_store.seal_name(draft.seq, draft.sha256)
     archive_store.put(name, draft.content, _retain_until())
+    if token:
+        # The token beside the seal's copy: removing it from the database shows.
+        archive_store.put(token_name(name), token, _retain_until())
     seal = Seal.objects.create(
         seq=draft.seq,
         previous_hash=draft.previous_hash,
@@ -272,6 +275,11 @@ def token_response(token: bytes) -> TimeStampResponse:
 # --- Verification -----------------------------------------------------------
 
 
+def token_name(seal_name: str) -> str:
+    """Where a seal's RFC 3161 token lies in the archive storage, beside the seal."""
+    return seal_name.removesuffix(".json") + ".tsr"
+
+
 def verify_seals(report: "Report") -> None:
     """Check the seals and their anchors, and every head they name.
 
@@ -301,7 +309,11 @@ def verify_seals(report: "Report") -> None:
         if record_hash(raw) != seal.sha256:
             report.problems.append(f"{name}: its content does not match its hash (altered)")
             continue
-        if settings.KONTOR_ARCHIVE_HMAC_KEY and not hmac.compare_digest(record_hmac(raw), seal.hmac):
+        if (
+            settings.KONTOR_ARCHIVE_HMAC_KEY
+            and seal.hmac
+            and not hmac.compare_digest(record_hmac(raw), seal.hmac)
+        ):
             report.problems.append(f"{name}: its HMAC does not match")
         payload: dict[str, Any] = json.loads(raw)
         heads = payload.get("heads", [])
@@ -313,6 +325,7 @@ def verify_seals(report: "Report") -> None:
         ):
             report.problems.append(f"{name}: its content describes another seal")
         _check_copy(seal, raw, name, report)
+        _check_token_copy(seal, name, report)
         if seal.tsa_token:
             report.stamped += 1
             if verifier is None and not verifier_error:
@@ -344,6 +357,21 @@ def _check_copy(seal: Seal, raw: bytes, name: str, report: "Report") -> None:
         )
     elif copy != raw:
         report.problems.append(f"{name}: its copy in the archive storage differs from the database")
+
+
+def _check_token_copy(seal: Seal, name: str, report: "Report") -> None:
+    try:
+        copy = archive_store.get(token_name(archive_store.seal_name(seal.seq, seal.sha256)))
+    except Exception as error:
+        report.problems.append(f"{name}: its timestamp's copy in the archive storage cannot be read: {error}")
+        return
+    token = base64.b64decode(seal.tsa_token) if seal.tsa_token else b""
+    if copy is not None and not token:
+        report.problems.append(f"{name}: its RFC 3161 timestamp was removed from the database")
+    elif token and copy is None:
+        report.problems.append(f"{name}: its timestamp's copy in the archive storage is missing")
+    elif token and copy != token:
+        report.problems.append(f"{name}: its timestamp differs from the copy in the archive storage")
 
 
 def _check_token(

@@ -249,3 +249,14 @@ def test_administrators_lengthen_policies_in_the_admin_but_cannot_shorten_them(
     assert reviewer.post(url, {**form, "years": 9}).status_code == 403
     default.refresh_from_db()
     assert default.years == 7
+
+
+def test_without_any_policy_the_chat_still_works(alice: User, dm: Conversation) -> None:
+    from django.test import Client
+    from django.urls import reverse
+
+    RetentionPolicy.objects.all().delete()  # as a flushed test database has it
+    client = Client()
+    client.force_login(alice)
+
+    assert client.get(reverse("messenger:conversation", args=[dm.pk])).status_code == 200

@@ -231,6 +231,18 @@ def test_a_seal_rewritten_in_the_database_is_caught_by_its_copy_and_its_token(
     assert any(p.startswith(name) and "not a valid signature over its hash" in p for p in problems)
 
 
+def test_a_token_removed_from_the_database_is_caught_by_its_copy(
+    alice: User, charlie: User, dm: Conversation, stamping: TimestampAuthority
+) -> None:
+    _two_chains(alice, charlie, dm)
+    seal = sealing.seal_heads()
+    assert archive_store.get(sealing.token_name(seal.storage_name)) == base64.b64decode(seal.tsa_token)
+
+    _as_superuser(("UPDATE compliance_seal SET tsa_token = '', tsa_url = '' WHERE id = %s", [seal.pk]))
+
+    assert f"seal 1 (id {seal.pk}): its RFC 3161 timestamp was removed from the database" in verify().problems
+
+
 def test_a_backdated_seal_with_a_fresh_token_is_caught_by_the_token_time(
     alice: User, charlie: User, dm: Conversation, stamping: TimestampAuthority
 ) -> None:

@@ -2,7 +2,10 @@
 
 HR = "HR"
 AUDITORS = "Auditors"
-ALL = (HR, AUDITORS)
+# The data protection officer reads the auditors' audit trail (who searched,
+# viewed and exported what), nothing of the archive itself.
+DATA_PROTECTION = "Data protection"
+ALL = (HR, AUDITORS, DATA_PROTECTION)
 
 # What HR may do in admin: manage people, departments and invitations; nothing
 # about archives, and never superuser powers.

@@ -198,6 +198,7 @@ class RetentionPolicyAdmin(AdministeredAdmin):
                 legal_basis=data["legal_basis"],
                 purge_live=data["purge_live"],
                 recording_notice=data["recording_notice"],
+                reason=data["reason"],
             )
             obj.pk = created.pk
 
@@ -252,5 +253,5 @@ class PolicyAssignmentAdmin(AdministeredAdmin):
     def delete_model(self, request: HttpRequest, obj: PolicyAssignment) -> None:
         assert isinstance(request.user, User)
         policies.policy_unassign(
-            actor=request.user, assignment_id=obj.pk, reason=f"Removed in the admin by {request.user.email}"
+            actor=request.user, assignment_id=obj.pk, reason="Removed in the administration"
         )

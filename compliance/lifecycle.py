@@ -15,7 +15,10 @@ Every act is an audit event.
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, Max, OuterRef, Q
@@ -102,7 +105,18 @@ def live_purge_candidates() -> list[int]:
     )
 
 
+def _company_days() -> Any:
+    """Hold date ranges are company days (as records' periods are): compare
+    messages' times in the company's time zone."""
+    return timezone.override(ZoneInfo(settings.KONTOR_TIME_ZONE))
+
+
 def purge_live(*, conversation_ids: list[int]) -> LivePurge:
+    with _company_days():
+        return _purge_live(conversation_ids)
+
+
+def _purge_live(conversation_ids: list[int]) -> LivePurge:
     total_messages = total_files = 0
     for conversation_id in conversation_ids:
         with transaction.atomic():
@@ -181,17 +195,18 @@ def restrict_processing(*, actor: User, user_id: int, legal_basis: str = "", req
 
 def _erase(user: User, *, actor: User | None) -> None:
     """Delete the person's live messages and reactions and anonymise the account."""
-    message_ids: list[int] = []
-    mine = Message.objects.filter(author=user)
-    for conversation_id in set(mine.values_list("conversation_id", flat=True)):
-        held = _held(conversation_id)
-        if held is not None and not held:
-            continue  # a hold covers the whole conversation: its messages stay
-        in_conversation = mine.filter(conversation_id=conversation_id)
-        if held is not None:
-            in_conversation = in_conversation.exclude(pk__in=Message.objects.filter(held).values("pk"))
-        message_ids += in_conversation.values_list("pk", flat=True)
-    messages, deleted_files = _delete_messages(message_ids)
+    with _company_days():
+        message_ids: list[int] = []
+        mine = Message.objects.filter(author=user)
+        for conversation_id in set(mine.values_list("conversation_id", flat=True)):
+            held = _held(conversation_id)
+            if held is not None and not held:
+                continue  # a hold covers the whole conversation: its messages stay
+            in_conversation = mine.filter(conversation_id=conversation_id)
+            if held is not None:
+                in_conversation = in_conversation.exclude(pk__in=Message.objects.filter(held).values("pk"))
+            message_ids += in_conversation.values_list("pk", flat=True)
+        messages, deleted_files = _delete_messages(message_ids)
     Reaction.objects.filter(user=user).delete()
     Mention.objects.filter(user=user).delete()
     if user.avatar:

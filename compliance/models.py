@@ -267,6 +267,109 @@ class LegalHold(models.Model):
         return self.name
 
 
+class Case(models.Model):
+    """An auditor's matter: every search, view and export belongs to one.
+
+    With the four-eyes rule (``KONTOR_AUDIT_FOUR_EYES``) a second auditor must
+    approve a case before its results can be opened. Opening, approving and
+    closing are audit events; only ``compliance.workspace.cases`` changes a case.
+    """
+
+    name = models.CharField(max_length=200)
+    legal_basis = models.TextField(help_text="Why this case may look into the archive: the legal basis.")
+    scope = models.TextField(blank=True, help_text="What it covers: people, conversations, a period.")
+    opened_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField(db_default=Now())
+    approved_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    closed_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-pk"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ArchivedMessage(models.Model):
+    """The search index of the archive: one row per message version in a record.
+
+    Derived from the records' content when they are written (never from the
+    live tables), removed with a record's content by the purge. Auditors search
+    this, never the chat.
+    """
+
+    record = models.ForeignKey(RetentionRecord, on_delete=models.PROTECT, related_name="+")
+    conversation = models.ForeignKey("messenger.Conversation", on_delete=models.PROTECT, related_name="+")
+    event_id = models.BigIntegerField(help_text="The journal event that carried this version.")
+    message_id = models.BigIntegerField(help_text="The live message's id (the message may be gone).")
+    message_seq = models.BigIntegerField()
+    version = models.PositiveIntegerField()
+    kind = models.CharField(max_length=20, help_text="The revision's kind: created, edited or deleted.")
+    author = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    author_name = models.CharField(max_length=200, help_text="As captured in the record.")
+    author_department = models.CharField(max_length=120, blank=True)
+    body = models.TextField(blank=True)
+    file_text = models.TextField(blank=True, help_text="Text of the attached files at capture.")
+    files = models.JSONField(default=list)
+    has_files = models.BooleanField(default=False)
+    file_types = models.CharField(max_length=500, blank=True, help_text="Space-separated content types.")
+    at = models.DateTimeField(help_text="When this version was made (database clock).")
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message_id", "version"], name="compliance_archived_version_unique"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["at", "id"], name="compliance_archived_at"),
+            models.Index(fields=["conversation", "at"], name="compliance_archived_conv_at"),
+            models.Index(fields=["author", "at"], name="compliance_archived_author_at"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.message_id} version {self.version}"
+
+
+class Export(models.Model):
+    """An auditor's export job: a ZIP (mbox, JSON Lines, PDF, manifest) built
+    by a Celery task, with its progress; only ``compliance.workspace.exports``
+    changes it."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Ready"
+        FAILED = "failed", "Failed"
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="exports")
+    requested_by = models.ForeignKey("accounts.User", on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(db_default=Now())
+    parameters = models.JSONField(default=dict, help_text="What to export: a search or a conversation range.")
+    formats = models.JSONField(default=list)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent done.")
+    items = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    file_key = models.CharField(max_length=300, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Export {self.pk} of {self.case}"
+
+
 class AuditEvent(ImmutableModel):
     """The append-only log of every compliance-relevant act."""
 
@@ -282,12 +385,27 @@ class AuditEvent(ImmutableModel):
         LIVE_PURGED = "live_purged", "Live messages and files deleted after retention"
         PROCESSING_RESTRICTED = "processing_restricted", "Processing restricted (erasure request)"
         PERSON_ERASED = "person_erased", "Person erased after retention"
+        CASE_OPENED = "case_opened", "Case opened"
+        CASE_APPROVED = "case_approved", "Case approved (four eyes)"
+        CASE_CLOSED = "case_closed", "Case closed"
+        SEARCHED = "searched", "Archive searched"
+        VIEWED = "viewed", "Archive viewed"
+        EXPORT_REQUESTED = "export_requested", "Export requested"
+        EXPORT_DOWNLOADED = "export_downloaded", "Export downloaded"
+        FILE_DOWNLOADED = "file_downloaded", "Archived file downloaded"
+        AUDIT_LOG_VIEWED = "audit_log_viewed", "Audit log viewed"
+        AUDIT_LOG_EXPORTED = "audit_log_exported", "Audit log exported"
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     actor = models.ForeignKey(
         "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     detail = models.JSONField(default=dict)
+    case = models.ForeignKey(
+        Case, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_events"
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(db_default=Now())
 
     class Meta:

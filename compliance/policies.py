@@ -67,8 +67,11 @@ def policy_for(
 
 
 def recording_notice(conversation: Conversation) -> RetentionPolicy | None:
-    """The regulated policy to tell the conversation's participants about (C20), if any."""
-    return next((p for p in _candidates(conversation, []) if p.recording_notice), None)
+    """The regulated policy to tell the conversation's participants about (C20),
+    if any applies; of several, the one that keeps records longest."""
+    today = date.today()
+    regulated = [p for p in _candidates(conversation, []) if p.recording_notice]
+    return max(regulated, key=lambda p: services.retain_until(p, today), default=None)
 
 
 def _audit(kind: str, actor: User | None, **detail: Any) -> None:
@@ -97,7 +100,9 @@ def policy_create(
     legal_basis: str = "",
     purge_live: bool = False,
     recording_notice: bool = False,
+    reason: str = "",
 ) -> RetentionPolicy:
+    reason = _require_reason(reason)
     if years < 0 or days < 0 or years + days == 0:
         raise ValidationError("A retention period needs years or days.")
     if record_class not in RetentionPolicy.RecordClass.values:
@@ -122,7 +127,9 @@ def policy_create(
         name=policy.name,
         **_period(policy),
         purge_live=purge_live,
+        recording_notice=recording_notice,
         legal_basis=policy.legal_basis,
+        reason=reason,
     )
     return policy
 

@@ -36,7 +36,7 @@ from compliance.models import (
     RetentionRecord,
     SnapshotCursor,
 )
-from messenger.models import Conversation, Event
+from messenger.models import Conversation, Event, Membership
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +157,15 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         for person in authors:
             if person is not None:
                 people[str(person.pk)] = _person(person)
+    # Everyone who is a member when the record is made (they could read it),
+    # so a record names its audience, and a custodian hold reaches it.
+    members = Membership.objects.filter(conversation=conversation, left_at__isnull=True).select_related(
+        "user__department"
+    )
+    members_at_capture = []
+    for membership in members:
+        people.setdefault(str(membership.user_id), _person(membership.user))
+        members_at_capture.append(membership.user_id)
     first_day, last_day = company_day(events[0].created_at), company_day(events[-1].created_at)
     policy, keep_until = policies.policy_for(
         conversation, made_on=last_day, user_ids=[int(pk) for pk in people]
@@ -177,6 +186,7 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         "last_event": events[-1].id,
         "events": [_event_entry(e) for e in events],
         "people": people,
+        "members": sorted(members_at_capture),
         "policy": {"name": policy.name, "class": policy.record_class},
         "retain_until": keep_until.isoformat(),
     }

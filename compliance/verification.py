@@ -73,6 +73,7 @@ def verify(*, conversation_id: int | None = None, copies: bool = True) -> Report
 def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True) -> None:
     conversation_id = cursor.conversation_id
     expected_seq, expected_previous, last_event = 1, GENESIS_HASH, 0
+    keyed_before = False
     records = RetentionRecord.objects.filter(conversation_id=conversation_id).order_by("seq")
     contents = {
         c.record_id: c.canonical_json
@@ -116,7 +117,13 @@ def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True
             return
         # Records made before a key was configured carry no HMAC; their hash,
         # the chain and the seals still hold them.
+        # Once a chain carries HMACs, every later record must too: a blanked
+        # HMAC is a removed one.
+        if settings.KONTOR_ARCHIVE_HMAC_KEY and keyed_before and not record.hmac:
+            report.problems.append(f"{name}: its HMAC was removed (the records before it carry one)")
+            return
         keyed = settings.KONTOR_ARCHIVE_HMAC_KEY and record.hmac
+        keyed_before = keyed_before or bool(record.hmac)
         if keyed and not hmac.compare_digest(record_hmac(raw), record.hmac):
             report.problems.append(f"{name}: its HMAC does not match")
             return

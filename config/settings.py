@@ -340,6 +340,9 @@ if OIDC_SERVER_URL:
 # Optional: records also carry an HMAC-SHA256 under this key (keep it outside
 # the database, e.g. in a secret store), so a rewrite needs the key as well.
 KONTOR_ARCHIVE_HMAC_KEY = env_str("KONTOR_ARCHIVE_HMAC_KEY")
+# Four eyes: an auditor's case must be approved by a second auditor before its
+# results (search hits, conversations, exports) can be opened.
+KONTOR_AUDIT_FOUR_EYES = env_bool("KONTOR_AUDIT_FOUR_EYES", False)
 # The company's legal time zone: which calendar day and year a record was made
 # in (the retention clock starts at that year's end).
 KONTOR_TIME_ZONE = env_str("KONTOR_TIME_ZONE", "Europe/Berlin")

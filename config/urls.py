@@ -11,6 +11,7 @@ admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-a
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("compliance/", include("compliance.urls")),
     path("", include("accounts.urls")),
     path("", include("messenger.urls")),
 ]

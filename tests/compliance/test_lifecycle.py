@@ -1,6 +1,7 @@
 """After retention: live messages and files go when the policy says so, never
 under a hold; erasure requests restrict first and erase when retention ends (C13)."""
 
+import json
 from datetime import date, timedelta
 from typing import Any
 
@@ -162,6 +163,7 @@ def test_an_erasure_request_restricts_first_and_erases_when_retention_ends(
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.PROCESSING_RESTRICTED)
     assert "Art. 17(3)(b)" in event.detail["legal_basis"] and event.detail["retained_until"]
     assert event.detail["request"] == "Ticket 4711"
+    assert bob.email not in json.dumps(event.detail)  # the audit log outlives the person
 
     # Retention ends: the daily purge removes the record and erases the person.
     result = services.purge_expired()
@@ -174,6 +176,7 @@ def test_an_erasure_request_restricts_first_and_erases_when_retention_ends(
     assert Message.objects.filter(author=alice).exists()
     erased = AuditEvent.objects.get(kind=AuditEvent.Kind.PERSON_ERASED)
     assert erased.detail["messages"] == 1 and "Art. 17(1)" in erased.detail["legal_basis"]
+    assert "@" not in json.dumps(erased.detail)
     assert verify().ok
 
 

@@ -3,6 +3,7 @@ calendar-year clock in the company's time zone (C8)."""
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from django.db.models import ProtectedError
@@ -60,3 +61,52 @@ def test_the_calendar_year_is_the_companys_not_utcs() -> None:
 
     assert made_on == date(2027, 1, 1)
     assert services.retain_until(default, made_on) == date(2033, 12, 31)
+
+
+def test_verification_names_a_changed_retention_date_a_removed_cursor_and_a_blanked_hmac(
+    alice: User, bob: User, charlie: User, dm: Conversation, settings: Any
+) -> None:
+    from compliance.verification import verify
+    from tests.compliance.test_snapshots import _without_guards
+
+    settings.KONTOR_ARCHIVE_HMAC_KEY = "k" * 32
+    first = _archived(alice, dm)
+    second = _archived(alice, dm)
+    other = chat.direct_open(actor=alice, other_user_id=charlie.pk)
+    third = _archived(alice, other)
+    assert verify().ok
+
+    _without_guards(
+        f"UPDATE compliance_retentionrecord SET retain_until = '2020-12-31' WHERE id = {first.pk}"
+    )
+    _without_guards(f"UPDATE compliance_retentionrecord SET hmac = '' WHERE id = {second.pk}")
+    _without_guards(f"DELETE FROM compliance_snapshotcursor WHERE conversation_id = {other.pk}")
+
+    problems = verify().problems
+    assert any(f"record 1 (id {first.pk}): its retention date 2020-12-31" in p for p in problems)
+    assert any(f"conversation {other.pk}: its records have no snapshot cursor" in p for p in problems)
+    # The altered first record stops its chain's check; alone, the blanked HMAC shows too.
+    _without_guards(
+        f"UPDATE compliance_retentionrecord SET retain_until = '{third.retain_until}' WHERE id = {first.pk}"
+    )
+    assert any(f"record 2 (id {second.pk}): its HMAC was removed" in p for p in verify().problems)
+
+
+def test_an_edit_archives_the_files_the_message_still_has(
+    alice: User, dm: Conversation, file_storage: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from archive import services as files
+
+    stored = files.file_store(
+        upload=SimpleUploadedFile("offer.txt", b"Offer 88"), name="offer.txt", uploader=alice
+    )
+    sent = chat.message_send(actor=alice, conversation_id=dm.pk, body="Offer", file_ids=[stored.pk])
+    chat.message_edit(actor=alice, message_id=sent.message.pk, body="Offer (corrected)")
+    record = services.snapshot_conversation(conversation_id=dm.pk).record
+    assert record is not None
+
+    versions = [e["revision"] for e in json.loads(record.content.canonical_json)["events"] if "revision" in e]
+    assert [v["kind"] for v in versions] == ["created", "edited"]
+    assert [f["sha256"] for f in versions[1]["files"]] == [stored.sha256]

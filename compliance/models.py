@@ -395,6 +395,8 @@ class AuditEvent(ImmutableModel):
         FILE_DOWNLOADED = "file_downloaded", "Archived file downloaded"
         AUDIT_LOG_VIEWED = "audit_log_viewed", "Audit log viewed"
         AUDIT_LOG_EXPORTED = "audit_log_exported", "Audit log exported"
+        OFFBOARDED = "offboarded", "Person offboarded"
+        REACTIVATED = "reactivated", "Person reactivated"
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     actor = models.ForeignKey(

@@ -11,13 +11,62 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest
-from django.utils.html import format_html
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 
-from accounts import roles, services
-from accounts.models import Department, Invitation, User
+from accounts import invitations_csv, offboarding, roles, selectors, services
+from accounts.forms import (
+    BulkInvitationForm,
+    OffboardForm,
+    ReactivateForm,
+    RestrictProcessingForm,
+    SuccessorForm,
+)
+from accounts.models import Department, Invitation, OffboardingReport, ScheduledOffboarding, User
+from accounts.report_pdf import report_pdf
+from compliance.lifecycle import DEFAULT_ERASURE_BASIS
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            (User.Status.ACTIVE, "Active"),
+            (User.Status.INVITED, "Invited"),
+            (User.Status.OFFBOARDED, "Offboarded"),
+            (User.Status.DEACTIVATED, "Deactivated"),
+            ("restricted", "Processing restricted"),
+            ("scheduled", "Offboarding scheduled"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        # The same rules as User.status, in SQL.
+        value = self.value()
+        if value == User.Status.ACTIVE:
+            return queryset.filter(is_active=True, offboarded_at__isnull=True)
+        if value == User.Status.INVITED:
+            return queryset.filter(is_active=False, offboarded_at__isnull=True, last_login__isnull=True)
+        if value == User.Status.OFFBOARDED:
+            return queryset.filter(offboarded_at__isnull=False)
+        if value == User.Status.DEACTIVATED:
+            return queryset.filter(is_active=False, offboarded_at__isnull=True, last_login__isnull=False)
+        if value == "restricted":
+            return queryset.filter(processing_restricted_at__isnull=False)
+        if value == "scheduled":
+            pending = Q(
+                scheduled_offboardings__done_at__isnull=True,
+                scheduled_offboardings__cancelled_at__isnull=True,
+            )
+            return queryset.filter(pending, scheduled_offboardings__isnull=False).distinct()
+        return queryset
 
 
 class RolesField(forms.MultipleChoiceField):
@@ -80,18 +129,30 @@ class UserAdmin(DjangoUserAdmin):
     form = UserChangeForm
     add_form = UserCreationForm
     change_password_form = AdminPasswordChangeForm
-    list_display = ["email", "display_name", "department", "job_title", "status_badge", "last_login"]
-    list_filter = ["department", "is_active", "groups", "is_staff"]
+    list_display = ["person", "department", "job_title", "status_badge", "last_seen"]
+    list_display_links = ["person"]
+    list_filter = [StatusFilter, "department", "groups"]
     search_fields = ["email", "display_name", "job_title", "department__name"]
     ordering = ["display_name", "email"]
     list_select_related = ["department"]
-    readonly_fields = ["last_login", "date_joined", "offboarded_at", "status_badge"]
+    readonly_fields = [
+        "last_login",
+        "date_joined",
+        "offboarded_at",
+        "offboarded_by",
+        "status_badge",
+        "offboarding",
+    ]
     filter_horizontal = ()
+    actions = ["offboard_selected", "reactivate_selected", "restrict_selected"]
     fieldsets = (
         (None, {"fields": ["email", "display_name", "status_badge"]}),
         ("Work", {"fields": ["job_title", "department", "phone", "time_zone"]}),
         ("Roles", {"fields": ["roles"]}),
-        ("History", {"fields": ["date_joined", "last_login", "offboarded_at"]}),
+        (
+            "History",
+            {"fields": ["date_joined", "last_login", "offboarded_at", "offboarded_by", "offboarding"]},
+        ),
     )
     add_fieldsets = (
         (None, {"fields": ["email", "display_name", "password"]}),
@@ -105,12 +166,276 @@ class UserAdmin(DjangoUserAdmin):
         # Colours live in admin/kontor-admin.css: the CSP allows no inline styles.
         return format_html('<span class="status status--{}">{}</span>', status.value, status.label)
 
+    @admin.display(description="Person", ordering="display_name")
+    def person(self, obj: User) -> str:
+        return format_html(
+            '{}<span class="kontor-person__email">{}</span>', obj.display_name or obj.email, obj.email
+        )
+
+    @admin.display(description="Last seen", ordering="last_login")
+    def last_seen(self, obj: User) -> str:
+        seen = getattr(obj, "seen_at", obj.last_login)
+        if seen is None:
+            return "never"
+        seen = localtime(seen)
+        return format_html(
+            '<time datetime="{}" title="{}">{}</time>',
+            seen.isoformat(),
+            date_format(seen, "j F Y, H:i"),
+            date_format(seen, "H:i" if seen.date() == localtime().date() else "j M Y"),
+        )
+
+    @admin.display(description="Offboarding")
+    def offboarding(self, obj: User) -> str:
+        parts = []
+        reports = list(obj.offboarding_reports.order_by("-offboarded_at"))
+        if reports:
+            parts.append(
+                format_html_join(
+                    ", ",
+                    '<a href="{}">Report of {}</a>',
+                    (
+                        (
+                            reverse("admin:accounts_offboardingreport_change", args=[r.pk]),
+                            f"{r.offboarded_at:%Y-%m-%d}",
+                        )
+                        for r in reports
+                    ),
+                )
+            )
+        pending = obj.scheduled_offboardings.filter(done_at=None, cancelled_at=None).first()
+        if pending is not None:
+            when = date_format(localtime(pending.effective_at), "j M Y, H:i")
+            parts.append(format_html("Scheduled for {}", when))
+        return format_html_join(" · ", "{}", ((p,) for p in parts)) if parts else "—"
+
+    def get_changelist_instance(self, request: HttpRequest) -> Any:
+        changelist = super().get_changelist_instance(request)
+        # "Last seen" of the page's people in one cache round trip.
+        people = list(changelist.result_list)
+        seen = selectors.user_last_seen(users=people)
+        for person in people:
+            person.seen_at = seen[person.pk]
+        return changelist
+
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
         users = super().get_queryset(request)
         if not request.user.is_superuser:
             # HR manages employees, not the administrators who set Kontor up.
             users = users.filter(is_superuser=False)
         return users
+
+    # --- Offboarding, reactivation, restriction -------------------------------
+    # The actions open confirmation pages of their own (their URLs take the
+    # selected ids), so that the person's change page can link to them too.
+
+    def has_offboard_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.offboard_user")
+
+    def has_restrict_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.restrict_processing")
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("offboard/", view(self.offboard_view), name="accounts_user_offboard"),
+            path("reactivate/", view(self.reactivate_view), name="accounts_user_reactivate"),
+            path("restrict/", view(self.restrict_view), name="accounts_user_restrict"),
+            *super().get_urls(),
+        ]
+
+    def _to_page(self, name: str, queryset: QuerySet[User]) -> HttpResponseRedirect:
+        ids = ",".join(str(pk) for pk in queryset.values_list("pk", flat=True))
+        return HttpResponseRedirect(f"{reverse(f'admin:accounts_user_{name}')}?ids={ids}")
+
+    @admin.action(description="Offboard the selected people …", permissions=["offboard"])
+    def offboard_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponseRedirect:
+        return self._to_page("offboard", queryset)
+
+    @admin.action(description="Reactivate the selected people (they return) …", permissions=["offboard"])
+    def reactivate_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponseRedirect:
+        return self._to_page("reactivate", queryset)
+
+    @admin.action(description="Restrict processing (erasure request) …", permissions=["restrict"])
+    def restrict_selected(self, request: HttpRequest, queryset: QuerySet[User]) -> HttpResponseRedirect:
+        return self._to_page("restrict", queryset)
+
+    def _selected(self, request: HttpRequest) -> list[User]:
+        """The people named by ``ids`` that this admin may see (never superusers for HR)."""
+        raw = request.POST.get("ids") if request.method == "POST" else request.GET.get("ids")
+        ids = [int(part) for part in (raw or "").split(",") if part.strip().isdigit()]
+        return list(self.get_queryset(request).filter(pk__in=ids).select_related("department__head"))
+
+    def _page(
+        self, request: HttpRequest, template: str, title: str, people: list[User], **context: Any
+    ) -> Any:
+        return TemplateResponse(
+            request,
+            f"admin/accounts/user/{template}",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": title,
+                "people": people,
+                "ids": ",".join(str(p.pk) for p in people),
+                **context,
+            },
+        )
+
+    def _back(self, request: HttpRequest, people: list[User]) -> HttpResponseRedirect:
+        if len(people) == 1:
+            return HttpResponseRedirect(reverse("admin:accounts_user_change", args=[people[0].pk]))
+        return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+
+    def offboard_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_offboard_permission(request):
+            raise PermissionDenied
+        people = self._selected(request)
+        if not people:
+            self.message_user(request, "Select the people to offboard first.", messages.WARNING)
+            return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+        gone = [p for p in people if p.offboarded_at is not None]
+        people = [p for p in people if p.offboarded_at is None]
+        for person in gone:
+            self.message_user(request, f"{person.email} is offboarded already.", messages.INFO)
+        if not people:
+            return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+        data = request.POST if request.method == "POST" else None
+        candidates = (
+            User.objects.filter(is_active=True, is_superuser=False)
+            .exclude(pk__in=[p.pk for p in people])
+            .order_by("display_name", "email")
+        )
+        form = OffboardForm(data)
+        rows = []
+        for person in people:
+            preview = selectors.offboarding_preview(user=person)
+            head = preview.default_successor
+            initial = {"successor": head} if head is not None and head not in people else {}
+            successor_form = SuccessorForm(
+                data, prefix=f"u{person.pk}", candidates=candidates, initial=initial
+            )
+            rows.append((preview, successor_form))
+        if data is not None and form.is_valid() and all(f.is_valid() for _, f in rows):
+            return self._offboard(request, form, rows)
+        return self._page(
+            request,
+            "offboard.html",
+            "Offboard" + (f" {people[0]}" if len(people) == 1 else f" {len(people)} people"),
+            people,
+            form=form,
+            rows=rows,
+        )
+
+    def _offboard(
+        self,
+        request: HttpRequest,
+        form: OffboardForm,
+        rows: list[tuple[selectors.OffboardingPreview, SuccessorForm]],
+    ) -> HttpResponse:
+        data = form.cleaned_data
+        hold = offboarding.Hold(reason=data["hold_reason"]) if data["hold"] else None
+        reports = []
+        for preview, successor_form in rows:
+            successor = successor_form.cleaned_data["successor"]
+            try:
+                outcome = offboarding.offboard(
+                    actor=request.user,  # type: ignore[arg-type]
+                    user_id=preview.user.pk,
+                    successor_id=successor.pk if successor else None,
+                    effective_at=data["effective_at"],
+                    hold=hold,
+                )
+            except ValidationError as error:
+                self.message_user(
+                    request,
+                    f"{preview.user} was not offboarded: {' '.join(error.messages)}",
+                    messages.ERROR,
+                )
+                continue
+            if outcome.scheduled is not None:
+                when = date_format(localtime(outcome.scheduled.effective_at), "j F Y, H:i")
+                self.message_user(request, f"{preview.user} will be offboarded on {when}.", messages.SUCCESS)
+            elif outcome.report is not None:
+                reports.append(outcome.report)
+                self.message_user(
+                    request,
+                    f"{preview.user} is offboarded: signed out everywhere, groups and channels handed "
+                    "over, conversations archived.",
+                    messages.SUCCESS,
+                )
+        if len(reports) == 1 and len(rows) == 1:
+            return HttpResponseRedirect(
+                reverse("admin:accounts_offboardingreport_change", args=[reports[0].pk])
+            )
+        return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+
+    def reactivate_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_offboard_permission(request):
+            raise PermissionDenied
+        people = self._selected(request)
+        returning = [p for p in people if p.offboarded_at is not None]
+        for person in people:
+            if person.offboarded_at is None:
+                self.message_user(request, f"{person.email} is not offboarded.", messages.INFO)
+        if not returning:
+            return (
+                self._back(request, people)
+                if people
+                else HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+            )
+        form = ReactivateForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            for person in returning:
+                try:
+                    offboarding.reactivate(
+                        actor=request.user,  # type: ignore[arg-type]
+                        user_id=person.pk,
+                        reason=form.cleaned_data["reason"],
+                    )
+                except ValidationError as error:
+                    self.message_user(request, " ".join(error.messages), messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"{person.email} can sign in again; their direct conversations are open to them.",
+                        messages.SUCCESS,
+                    )
+            return self._back(request, returning)
+        return self._page(request, "reactivate.html", "Reactivate", returning, form=form)
+
+    def restrict_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_restrict_permission(request):
+            raise PermissionDenied
+        people = [p for p in self._selected(request) if p.processing_restricted_at is None]
+        if not people:
+            self.message_user(
+                request, "Select people whose processing is not restricted yet.", messages.WARNING
+            )
+            return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+        form = RestrictProcessingForm(
+            request.POST if request.method == "POST" else None, initial={"legal_basis": DEFAULT_ERASURE_BASIS}
+        )
+        if form.is_valid():
+            for person in people:
+                try:
+                    offboarding.processing_restrict(
+                        actor=request.user,  # type: ignore[arg-type]
+                        user_id=person.pk,
+                        request=form.cleaned_data["request"],
+                        legal_basis=form.cleaned_data["legal_basis"],
+                    )
+                except ValidationError as error:
+                    self.message_user(request, f"{person.email}: {' '.join(error.messages)}", messages.ERROR)
+                else:
+                    self.message_user(
+                        request,
+                        f"Processing of {person.email}'s data is restricted: hidden from chat, directory and "
+                        "search, kept for the auditors, erased when retention ends.",
+                        messages.SUCCESS,
+                    )
+            return HttpResponseRedirect(reverse("admin:accounts_user_changelist"))
+        return self._page(request, "restrict.html", "Restrict processing", people, form=form)
 
     def save_model(self, request: HttpRequest, obj: User, form: forms.ModelForm, change: bool) -> None:
         data = form.cleaned_data
@@ -188,6 +513,7 @@ class InvitationForm(forms.ModelForm):
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     form = InvitationForm
+    change_list_template = "admin/accounts/invitation/change_list.html"
     list_display = ["email", "invited_by", "created_at", "expires_at", "state"]
     list_select_related = ["invited_by"]
     search_fields = ["email"]
@@ -263,3 +589,151 @@ class InvitationAdmin(admin.ModelAdmin):
         for invitation in queryset:
             services.invitation_revoke(invitation=invitation)
         self.message_user(request, "Revoked.", messages.SUCCESS)
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path("bulk/", self.admin_site.admin_view(self.bulk_view), name="accounts_invitation_bulk"),
+            *super().get_urls(),
+        ]
+
+    def bulk_view(self, request: HttpRequest) -> HttpResponse:
+        """Invite many people from a CSV: upload, preview with each row's errors, confirm."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = BulkInvitationForm()
+        parsed = None
+        text = ""
+        if request.method == "POST":
+            if "confirm" in request.POST:
+                text = request.POST.get("csv", "")
+            else:
+                form = BulkInvitationForm(request.POST, request.FILES)
+                if form.is_valid():
+                    try:
+                        text = invitations_csv.decode(form.cleaned_data["file"].read())
+                    except ValidationError as error:
+                        form.add_error("file", error)
+            if text:
+                try:
+                    parsed = invitations_csv.invitation_rows(text)
+                except ValidationError as error:
+                    form.add_error("file", error)
+            if parsed is not None and "confirm" in request.POST:
+                sent = invitations_csv.invitations_send(
+                    invited_by=request.user,  # type: ignore[arg-type]
+                    rows=parsed.valid,
+                    base_url=request.build_absolute_uri("/"),
+                )
+                if sent.invitations:
+                    self.message_user(
+                        request, f"Sent {len(sent.invitations)} invitation(s).", messages.SUCCESS
+                    )
+                for row, problem in sent.failed:
+                    self.message_user(request, f"Line {row.line}, {row.email}: {problem}", messages.ERROR)
+                if parsed.invalid:
+                    self.message_user(
+                        request,
+                        f"{len(parsed.invalid)} line(s) with errors were left out.",
+                        messages.WARNING,
+                    )
+                return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/accounts/invitation/bulk.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": "Invite several people (CSV)",
+                "form": form,
+                "parsed": parsed,
+                "csv": text,
+            },
+        )
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(OffboardingReport)
+class OffboardingReportAdmin(ReadOnlyAdmin):
+    """Reports are read-only everywhere: the database refuses changes too."""
+
+    list_display = [
+        "user",
+        "offboarded_at",
+        "offboarded_by",
+        "successor",
+        "conversations",
+        "messages",
+        "files",
+    ]
+    list_select_related = ["user", "offboarded_by", "successor"]
+    search_fields = ["user__email", "user__display_name"]
+    date_hierarchy = "offboarded_at"
+
+    def get_urls(self) -> list[URLPattern]:
+        return [
+            path(
+                "<int:report_id>/pdf/",
+                self.admin_site.admin_view(self.pdf_view),
+                name="accounts_offboardingreport_pdf",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _report(self, request: HttpRequest, report_id: Any) -> OffboardingReport:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        report = self.get_queryset(request).filter(pk=report_id).select_related("user", "hold").first()
+        if report is None:
+            raise Http404("No such report.")
+        return report
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        report = self._report(request, object_id)
+        return TemplateResponse(
+            request,
+            "admin/accounts/offboardingreport/report.html",
+            {
+                **self.admin_site.each_context(request),
+                "opts": self.opts,
+                "title": f"Offboarding report: {report.user}",
+                "report": report,
+                "data": report.content,
+                "hash_ok": report.hash_matches(),
+            },
+        )
+
+    def pdf_view(self, request: HttpRequest, report_id: int) -> HttpResponse:
+        report = self._report(request, report_id)
+        response = HttpResponse(report_pdf(report), content_type="application/pdf")
+        name = f"offboarding-{report.user_id}-{report.offboarded_at:%Y%m%d}.pdf"
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+
+@admin.register(ScheduledOffboarding)
+class ScheduledOffboardingAdmin(ReadOnlyAdmin):
+    list_display = ["user", "effective_at", "successor", "requested_by", "state", "error"]
+    list_select_related = ["user", "successor", "requested_by"]
+    search_fields = ["user__email", "user__display_name"]
+    actions = ["cancel"]
+
+    def has_cancel_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("accounts.change_scheduledoffboarding")
+
+    @admin.action(description="Call off the selected offboardings", permissions=["cancel"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[ScheduledOffboarding]) -> None:
+        for scheduled in queryset:
+            offboarding.scheduled_cancel(actor=request.user, scheduled_id=scheduled.pk)  # type: ignore[arg-type]
+        self.message_user(request, "Called off (those that had not run yet).", messages.SUCCESS)

@@ -9,7 +9,8 @@ ALL = (HR, AUDITORS, DATA_PROTECTION)
 
 # What HR may do in admin: manage people, departments and invitations; nothing
 # about archives, and never superuser powers.
-# Kept in step with migration 0002_roles, which grants them to the HR group.
+# Kept in step with migrations 0002_roles and 0006_offboarding, which grant them
+# to the HR group.
 HR_PERMISSIONS = (
     ("accounts", "view_user"),
     ("accounts", "add_user"),
@@ -21,4 +22,11 @@ HR_PERMISSIONS = (
     ("accounts", "view_invitation"),
     ("accounts", "add_invitation"),
     ("accounts", "change_invitation"),
+    # Offboarding (0006): offboard, reactivate, restrict processing on an erasure
+    # request, read the reports, see and cancel scheduled offboardings.
+    ("accounts", "offboard_user"),
+    ("accounts", "restrict_processing"),
+    ("accounts", "view_offboardingreport"),
+    ("accounts", "view_scheduledoffboarding"),
+    ("accounts", "change_scheduledoffboarding"),
 )

@@ -129,7 +129,7 @@ def delete(name: str) -> None:
 # --- Records ----------------------------------------------------------------
 
 
-def write_record(record: RetentionRecord, content: bytes) -> None:
+def write_record(record: RetentionRecord, content: bytes, payload: dict[str, Any] | None = None) -> None:
     """Archive a record's canonical JSON and a copy of every file it references,
     each kept until the record's ``retain_until``.
 
@@ -138,7 +138,7 @@ def write_record(record: RetentionRecord, content: bytes) -> None:
     from the file storage, or no longer match their hash, is logged and left
     out rather than blocking the chain: ``verify_archive`` names the record."""
     put(record_name(record), content, record.retain_until)
-    for sha256 in _referenced_files(content):
+    for sha256 in _referenced_files(content, payload):
         name = file_name(sha256)
         if _exists(name):
             extend(name, record.retain_until)
@@ -157,7 +157,9 @@ def write_record(record: RetentionRecord, content: bytes) -> None:
             _put(name, copy, sha256, record.retain_until)
 
 
-def check_record(record: RetentionRecord, content: bytes | None) -> str | None:
+def check_record(
+    record: RetentionRecord, content: bytes | None, payload: dict[str, Any] | None = None
+) -> str | None:
     """What is wrong with the archive copies of a record, or None.
 
     ``content`` is the record's canonical JSON from the database; None for a
@@ -172,7 +174,7 @@ def check_record(record: RetentionRecord, content: bytes | None) -> str | None:
         return f"its archive copy {record_name(record)} is missing"
     if copy != content or hashlib.sha256(copy).hexdigest() != record.sha256:
         return f"its archive copy {record_name(record)} differs from the record"
-    for sha256, entry in _referenced_files(content).items():
+    for sha256, entry in _referenced_files(content, payload).items():
         digest = _digest(file_name(sha256))
         label = f"the archive copy of its file {entry.get('name', '')!r} ({file_name(sha256)})"
         if digest is None:
@@ -189,10 +191,11 @@ def _storage() -> Storage:
     return storages["archive"]
 
 
-def _referenced_files(content: bytes) -> dict[str, dict[str, Any]]:
-    """The files named in the record's revisions, by SHA-256, in order of appearance."""
+def _referenced_files(content: bytes, payload: dict[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The files named in the record's revisions, by SHA-256, in order of
+    appearance (``payload``: the content already parsed, when the caller has it)."""
     found: dict[str, dict[str, Any]] = {}
-    for event in json.loads(content).get("events", []):
+    for event in (payload if payload is not None else json.loads(content)).get("events", []):
         revision = event.get("revision") or {}
         for entry in revision.get("files") or []:
             found.setdefault(entry["sha256"], entry)

@@ -36,6 +36,7 @@ from compliance.models import (
     RetentionRecord,
     SnapshotCursor,
 )
+from compliance.workspace import index
 from messenger.models import Conversation, Event, Membership
 
 logger = logging.getLogger(__name__)
@@ -102,30 +103,52 @@ def _person(user: User | None) -> dict[str, Any] | None:
     }
 
 
-def _event_entry(event: Event) -> dict[str, Any]:
+# The journal's columns a record needs, read as plain values: model instances
+# (three users per event) cost more than the rest of a snapshot together.
+_EVENT_FIELDS = (
+    "id",
+    "type",
+    "created_at",
+    "actor_id",
+    "data",
+    "subject_id",
+    "message_id",
+    "message__seq",
+    "message__author_id",
+    "message__reply_to_id",
+    "revision_id",
+    "revision__number",
+    "revision__kind",
+    "revision__body",
+    "revision__files",
+    "revision__created_at",
+)
+
+
+def _event_entry(event: dict[str, Any]) -> dict[str, Any]:
     entry: dict[str, Any] = {
-        "id": event.id,
-        "type": event.type,
-        "at": event.created_at.isoformat(),
-        "actor": event.actor_id,
-        "data": event.data,
+        "id": event["id"],
+        "type": event["type"],
+        "at": event["created_at"].isoformat(),
+        "actor": event["actor_id"],
+        "data": event["data"],
     }
-    if event.subject_id:
-        entry["subject"] = event.subject_id
-    if event.message_id and event.message is not None:
+    if event["subject_id"]:
+        entry["subject"] = event["subject_id"]
+    if event["message_id"] and event["message__seq"] is not None:
         entry["message"] = {
-            "id": event.message.pk,
-            "seq": event.message.seq,
-            "author": event.message.author_id,
-            "reply_to": event.message.reply_to_id,
+            "id": event["message_id"],
+            "seq": event["message__seq"],
+            "author": event["message__author_id"],
+            "reply_to": event["message__reply_to_id"],
         }
-    if event.revision is not None:
+    if event["revision_id"] is not None:
         entry["revision"] = {
-            "number": event.revision.number,
-            "kind": event.revision.kind,
-            "body": event.revision.body,
-            "files": event.revision.files or [],
-            "at": event.revision.created_at.isoformat(),
+            "number": event["revision__number"],
+            "kind": event["revision__kind"],
+            "body": event["revision__body"],
+            "files": event["revision__files"] or [],
+            "at": event["revision__created_at"].isoformat(),
         }
     return entry
 
@@ -146,27 +169,30 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
     cursor = SnapshotCursor.objects.select_for_update().get(conversation=conversation)
     events = list(
         Event.objects.filter(conversation=conversation, id__gt=cursor.last_event_id)
-        .select_related("message__author__department", "revision", "actor__department", "subject__department")
-        .order_by("id")[:MAX_EVENTS_PER_RECORD]
+        .order_by("id")
+        .values(*_EVENT_FIELDS)[:MAX_EVENTS_PER_RECORD]
     )
     if not events:
         return Snapshot(record=None, events=0)
-    people: dict[str, Any] = {}
-    for event in events:
-        authors = (event.actor, event.subject, event.message.author if event.message else None)
-        for person in authors:
-            if person is not None:
-                people[str(person.pk)] = _person(person)
-    # Everyone who is a member when the record is made (they could read it),
-    # so a record names its audience, and a custodian hold reaches it.
-    members = Membership.objects.filter(conversation=conversation, left_at__isnull=True).select_related(
-        "user__department"
+    # Everyone the events name (actors, subjects, authors) and everyone who is a
+    # member when the record is made (they could read it): a record names its
+    # audience, and a custodian hold reaches it. One query for all of them.
+    members_at_capture = sorted(
+        Membership.objects.filter(conversation=conversation, left_at__isnull=True).values_list(
+            "user_id", flat=True
+        )
     )
-    members_at_capture = []
-    for membership in members:
-        people.setdefault(str(membership.user_id), _person(membership.user))
-        members_at_capture.append(membership.user_id)
-    first_day, last_day = company_day(events[0].created_at), company_day(events[-1].created_at)
+    named = {
+        pk
+        for event in events
+        for pk in (event["actor_id"], event["subject_id"], event["message__author_id"])
+        if pk is not None
+    } | set(members_at_capture)
+    people: dict[str, Any] = {
+        str(user.pk): _person(user)
+        for user in User.objects.filter(pk__in=named).select_related("department").order_by("pk")
+    }
+    first_day, last_day = company_day(events[0]["created_at"]), company_day(events[-1]["created_at"])
     policy, keep_until = policies.policy_for(
         conversation, made_on=last_day, user_ids=[int(pk) for pk in people]
     )
@@ -182,11 +208,11 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         },
         "seq": seq,
         "previous_hash": cursor.last_hash,
-        "first_event": events[0].id,
-        "last_event": events[-1].id,
+        "first_event": events[0]["id"],
+        "last_event": events[-1]["id"],
         "events": [_event_entry(e) for e in events],
         "people": people,
-        "members": sorted(members_at_capture),
+        "members": members_at_capture,
         "policy": {"name": policy.name, "class": policy.record_class},
         "retain_until": keep_until.isoformat(),
     }
@@ -195,8 +221,8 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
     record = RetentionRecord.objects.create(
         conversation=conversation,
         seq=seq,
-        first_event_id=events[0].id,
-        last_event_id=events[-1].id,
+        first_event_id=events[0]["id"],
+        last_event_id=events[-1]["id"],
         event_count=len(events),
         sha256=digest,
         hmac=record_hmac(content),
@@ -207,12 +233,13 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         period_end=last_day,
     )
     RecordContent.objects.create(record=record, canonical_json=content.decode("utf-8"))
+    index.index_record(record, payload)
     # Inside the transaction: a failed copy rolls the snapshot back for a retry,
     # which writes the same names and bytes again (a no-op for what arrived).
-    archive_store.write_record(record, content)
+    archive_store.write_record(record, content, payload)
     RecordPerson.objects.bulk_create(RecordPerson(record=record, user_id=int(pk)) for pk in people)
     SnapshotCursor.objects.filter(pk=cursor.pk).update(
-        last_event_id=events[-1].id, last_seq=seq, last_hash=digest
+        last_event_id=events[-1]["id"], last_seq=seq, last_hash=digest
     )
     return Snapshot(record=record, events=len(events))
 
@@ -259,7 +286,11 @@ def hold_set(
     conversation: Conversation | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
+    ip: str | None = None,
+    user_agent: str = "",
 ) -> LegalHold:
+    """Set a legal hold; ``ip`` and ``user_agent`` say where the act came from
+    (the workspace passes the request's)."""
     if not (custodian or conversation or date_from or date_to):
         raise ValidationError("A legal hold needs a custodian, a conversation or a date range.")
     if not name.strip() or not reason.strip():
@@ -276,6 +307,8 @@ def hold_set(
     AuditEvent.objects.create(
         kind=AuditEvent.Kind.HOLD_SET,
         actor=actor,
+        ip=ip,
+        user_agent=user_agent[:300],
         detail={
             "hold": hold.pk,
             "name": hold.name,
@@ -290,7 +323,9 @@ def hold_set(
 
 
 @transaction.atomic
-def hold_release(*, actor: User, hold_id: int, reason: str) -> LegalHold:
+def hold_release(
+    *, actor: User, hold_id: int, reason: str, ip: str | None = None, user_agent: str = ""
+) -> LegalHold:
     hold = LegalHold.objects.select_for_update().get(pk=hold_id)
     if hold.released_at is not None:
         return hold
@@ -298,6 +333,8 @@ def hold_release(*, actor: User, hold_id: int, reason: str) -> LegalHold:
     AuditEvent.objects.create(
         kind=AuditEvent.Kind.HOLD_RELEASED,
         actor=actor,
+        ip=ip,
+        user_agent=user_agent[:300],
         detail={"hold": hold.pk, "name": hold.name, "reason": reason},
     )
     hold.refresh_from_db()
@@ -338,6 +375,7 @@ def purge_expired() -> Purge:
                 continue
             PurgeEntry.objects.create(record=record, sha256=record.sha256)
             RecordContent.objects.filter(record=record).delete()
+            index.unindex_record(record)
             # The referenced files' copies stay: other records may share them.
             archive_store.delete(archive_store.record_name(record))
             AuditEvent.objects.create(

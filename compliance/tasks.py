@@ -89,3 +89,8 @@ def alert_on_failure(
             settings.KONTOR_COMPLIANCE_CONTACTS,
             fail_silently=True,
         )
+
+
+# The workspace's tasks (compliance.export) live beside its services; importing
+# them here lets Celery's autodiscovery of ``compliance.tasks`` register them.
+from compliance.workspace import tasks as workspace_tasks  # noqa: E402, F401

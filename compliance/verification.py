@@ -143,7 +143,7 @@ def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True
         # The write-once copy in the archive storage, and its files' copies
         # (``copies=False`` skips them: one storage read per record and file).
         # A purged record's copy is gone with its content and not required.
-        problem = archive_store.check_record(record, raw) if copies else None
+        problem = archive_store.check_record(record, raw, payload) if copies else None
         if problem is not None:
             report.problems.append(f"{name}: {problem}")
             return

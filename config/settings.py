@@ -263,6 +263,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "compliance-seal": {"task": "compliance.seal", "schedule": 24 * 3600.0},
     # Daily: recompute every hash, link, seal and copy; mail the contacts on failure.
     "compliance-verify": {"task": "compliance.verify", "schedule": 24 * 3600.0},
+    # Every minute: carry out the offboardings HR scheduled for a later time.
+    "accounts-offboard-due": {"task": "accounts.offboard_due", "schedule": 60.0},
 }
 
 # --- Authentication ---------------------------------------------------------

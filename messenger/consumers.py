@@ -94,6 +94,8 @@ def _str(frame: dict[str, Any], key: str) -> str:
 class ChatConsumer(AsyncWebsocketConsumer):
     user: User
     conversations: set[int]
+    # Set by ``account_disabled``: nothing is sent or handled after that frame.
+    disabled = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -147,6 +149,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # --- Frames from the browser -------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.disabled:
+            return
         client_id = None
         try:
             frame = self._parse(text_data)
@@ -343,8 +347,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json(message["payload"])
 
     async def account_disabled(self, message: dict[str, Any]) -> None:
+        """Offboarding (or an erasure request) closed the account: one final
+        frame, then close. The socket's user object is from before that, so
+        whatever is still queued for it (membership changes, events, frames
+        from the browser) is dropped rather than handled."""
+        if self.disabled:
+            return
         await self.send_json({"type": "account_disabled"})
+        self.disabled = True
         await self.close(code=CLOSE_ACCOUNT_DISABLED)
 
     async def send_json(self, content: dict[str, Any]) -> None:
+        if self.disabled:
+            return
         await self.send(text_data=json.dumps(content, separators=(",", ":"), ensure_ascii=False))

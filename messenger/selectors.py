@@ -22,6 +22,11 @@ from messenger.permissions import access_membership
 PAGE_SIZE = 50
 
 
+def person_label(user: User) -> str:
+    """A person's name as chat shows it: marked when they have left the company."""
+    return f"{user} (left the company)" if user.offboarded_at is not None else str(user)
+
+
 @dataclass
 class SidebarItem:
     conversation: Conversation
@@ -71,7 +76,7 @@ def sidebar_for_user(*, user: User) -> list[SidebarItem]:
         conversation = membership.conversation
         partner = partners.get(conversation.pk) if conversation.is_direct else None
         if conversation.is_direct:
-            title = str(partner) if partner else f"{user} (you)"
+            title = person_label(partner) if partner else f"{user} (you)"
         else:
             title = str(conversation)
         mentions = membership.unread if conversation.is_direct else membership.mentioned
@@ -181,7 +186,10 @@ def conversation_page(
                 .first()
             )
             partner = former.user if former else None
-    title = (str(partner) if partner else f"{user} (you)") if conversation.is_direct else str(conversation)
+    if conversation.is_direct:
+        title = person_label(partner) if partner else f"{user} (you)"
+    else:
+        title = str(conversation)
     # "Seen by" in small conversations: the latest message each member has read.
     seen_by: dict[int, list[User]] = defaultdict(list)
     if len(members) <= settings.KONTOR_SEEN_BY_MAX_MEMBERS and messages:
@@ -378,6 +386,8 @@ class ConversationSettings:
     members: list[Membership]
     candidates: list[User]
     title: str
+    # People who left the conversation (or the company): history stays theirs.
+    former: list[Membership] = field(default_factory=list)
 
     @property
     def is_owner(self) -> bool:
@@ -388,20 +398,27 @@ def conversation_settings(*, user: User, conversation_id: int) -> ConversationSe
     """The settings page: members, who may still be added, and the viewer's role."""
     membership = access_membership(user, conversation_id)
     conversation = membership.conversation
-    members = list(
-        Membership.objects.filter(conversation=conversation, left_at__isnull=True)
+    everyone = list(
+        Membership.objects.filter(conversation=conversation)
         .select_related("user", "user__department")
         .order_by("-role", "user__display_name")
     )
+    members = [m for m in everyone if m.left_at is None]
+    former = sorted((m for m in everyone if m.left_at is not None), key=lambda m: m.left_at or m.joined_at)
     member_ids = {m.user_id for m in members}
     candidates = [] if conversation.is_direct else [p for p in people_directory() if p.pk not in member_ids]
     if conversation.is_direct:
-        partner = next((m.user for m in members if m.user_id != user.pk), None)
-        title = str(partner) if partner else f"{user} (you)"
+        partner = next((m.user for m in everyone if m.user_id != user.pk), None)
+        title = person_label(partner) if partner else f"{user} (you)"
     else:
         title = str(conversation)
     return ConversationSettings(
-        conversation=conversation, membership=membership, members=members, candidates=candidates, title=title
+        conversation=conversation,
+        membership=membership,
+        members=members,
+        candidates=candidates,
+        title=title,
+        former=former,
     )
 
 

@@ -6,13 +6,15 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest
+from django.http.response import HttpResponseBase
 
 from accounts import roles
 from accounts.models import User
 from accounts.selectors import user_has_mfa
 
-View = TypeVar("View", bound=Callable[..., HttpResponse])
+# Streamed responses (exports, downloads) are views too.
+View = TypeVar("View", bound=Callable[..., HttpResponseBase])
 
 
 def _person(request: HttpRequest) -> User | None:
@@ -32,7 +34,7 @@ def auditor_required(view: View) -> View:
     """Auditors with MFA enrolled; 404 for everyone else (signed in or not)."""
 
     @wraps(view)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         if not is_auditor(_person(request)):
             raise Http404("Not found")
         return view(request, *args, **kwargs)
@@ -44,7 +46,7 @@ def audit_trail_reader_required(view: View) -> View:
     """Auditors and the data protection officer, each with MFA; 404 for everyone else."""
 
     @wraps(view)
-    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
         person = _person(request)
         if not (is_auditor(person) or is_data_protection_officer(person)):
             raise Http404("Not found")

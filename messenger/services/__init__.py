@@ -1,6 +1,7 @@
 """Every write of the messenger. Import from here: ``from messenger import services``."""
 
 from messenger.services.conversations import (
+    Departure,
     channel_archive,
     channel_create,
     channel_join,
@@ -10,13 +11,16 @@ from messenger.services.conversations import (
     conversation_set_topic,
     direct_open,
     group_create,
+    leaver_remove,
     member_remove,
     members_add,
     membership_set_muted,
+    returner_rejoin_direct,
 )
 from messenger.services.messages import Sent, message_delete, message_edit, message_send, reaction_set
 
 __all__ = [
+    "Departure",
     "Sent",
     "channel_archive",
     "channel_create",
@@ -27,6 +31,7 @@ __all__ = [
     "conversation_set_topic",
     "direct_open",
     "group_create",
+    "leaver_remove",
     "member_remove",
     "members_add",
     "membership_set_muted",
@@ -34,4 +39,5 @@ __all__ = [
     "message_edit",
     "message_send",
     "reaction_set",
+    "returner_rejoin_direct",
 ]

@@ -2,6 +2,7 @@
 is journaled and broadcast on commit."""
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -280,3 +281,106 @@ def conversation_mark_read(*, actor: User, conversation_id: int, message_id: int
     group = conversation_group(conversation_id) if actor.send_read_receipts else user_group(actor.pk)
     notify_on_commit(group, "read.receipt", payload)
     return seq
+
+
+# --- Offboarding (called by accounts.offboarding inside its transaction) -------
+
+
+@dataclass(frozen=True)
+class Departure:
+    """What offboarding did to one conversation of the leaver."""
+
+    conversation_id: int
+    kind: str
+    name: str
+    was_owner: bool
+    # Who became owner because the leaver went (None: not an owner, a direct
+    # conversation, or another owner remains).
+    new_owner_id: int | None
+    event_id: int
+
+
+def _hand_over(conversation: Conversation, actor: User, leaver: User, successor: User | None) -> int | None:
+    others = Membership.objects.filter(conversation=conversation, left_at__isnull=True).exclude(user=leaver)
+    if others.filter(role=Membership.Role.OWNER).exists():
+        return None
+    if successor is not None:
+        current = others.filter(user=successor).first()
+        if current is not None:
+            Membership.objects.filter(pk=current.pk).update(role=Membership.Role.OWNER)
+            append(
+                conversation,
+                Event.Type.ROLE_CHANGED,
+                actor,
+                subject=successor,
+                data={"role": "owner", "reason": "offboarding"},
+            )
+        else:
+            _add_member(conversation, actor, successor, role=Membership.Role.OWNER)
+        return successor.pk
+    heir = others.filter(user__is_active=True).order_by("joined_at", "pk").select_related("user").first()
+    if heir is None:
+        raise Invalid(f"Nobody else is in {conversation} to own it: choose a successor.")
+    Membership.objects.filter(pk=heir.pk).update(role=Membership.Role.OWNER)
+    append(
+        conversation,
+        Event.Type.ROLE_CHANGED,
+        actor,
+        subject=heir.user,
+        data={"role": "owner", "reason": "offboarding"},
+    )
+    return heir.user_id
+
+
+def leaver_remove(*, actor: User, leaver: User, successor: User | None) -> list[Departure]:
+    """End every membership of someone who leaves the company.
+
+    Groups and channels they owned alone pass to ``successor`` (added as owner
+    if not a member), or without one to their longest-standing active member;
+    when nobody could own one, ``Invalid`` is raised and nothing changes, so no
+    conversation is ever left without an owner. The leaver stays listed as a
+    former member (``left_at``), their messages and files stay readable, and a
+    direct conversation stays readable for the other person (who can no longer
+    write to it: ``message_send`` refuses an inactive partner).
+
+    Runs inside the caller's transaction (``accounts.offboarding.offboard``).
+    """
+    ids = Membership.objects.filter(user=leaver, left_at__isnull=True).values("conversation_id")
+    # Every row locked, in id order, before the first journal write: services
+    # never take a conversation lock after the journal lock (lock_journal).
+    conversations = list(Conversation.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    departures = []
+    for conversation in conversations:
+        own = Membership.objects.get(conversation=conversation, user=leaver)
+        was_owner = own.role == Membership.Role.OWNER
+        new_owner = None
+        if was_owner and not conversation.is_direct:
+            new_owner = _hand_over(conversation, actor, leaver, successor)
+        Membership.objects.filter(pk=own.pk).update(left_at=Now())
+        event = append(
+            conversation, Event.Type.MEMBER_REMOVED, actor, subject=leaver, data={"reason": "offboarded"}
+        )
+        departures.append(
+            Departure(
+                conversation_id=conversation.pk,
+                kind=conversation.kind,
+                name=str(conversation),
+                was_owner=was_owner,
+                new_owner_id=new_owner,
+                event_id=event.id,
+            )
+        )
+    return departures
+
+
+def returner_rejoin_direct(*, actor: User, user: User) -> list[int]:
+    """Someone offboarded comes back: their direct conversations open to them
+    again (groups and channels add them as anyone else is added). Runs inside
+    the caller's transaction (``accounts.offboarding.reactivate``)."""
+    ids = Membership.objects.filter(
+        user=user, left_at__isnull=False, conversation__kind=Conversation.Kind.DIRECT
+    ).values("conversation_id")
+    conversations = list(Conversation.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
+    for conversation in conversations:
+        _add_member(conversation, actor, user)
+    return [c.pk for c in conversations]

@@ -165,10 +165,15 @@
       setTimeout(function () { location.href = "/"; }, 1500);
     } else if (user.id === me) {
       refreshSidebar();
+    } else if (here && gone && chat.kind === "direct") {
+      // The other person left the company: the page shows why nobody can write here now.
+      location.reload();
     } else if (here) {
       if (gone) delete chat.members[user.id];
       else chat.members[user.id] = { id: user.id, name: user.name, initials: user.initials };
       $("[data-member-count]").textContent = String(Object.keys(chat.members).length);
+    } else if (gone && user.left) {
+      refreshSidebar(); // a direct conversation's title now says "(left the company)"
     }
   }
 

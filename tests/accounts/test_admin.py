@@ -317,10 +317,11 @@ def test_hr_group_has_exactly_the_listed_permissions(db: None) -> None:
 
 def test_migration_and_roles_module_agree() -> None:
     migration = importlib.import_module("accounts.migrations.0002_roles")
+    offboarding = importlib.import_module("accounts.migrations.0006_offboarding")
 
-    assert migration.HR == roles.HR
+    assert migration.HR == roles.HR == offboarding.HR
     assert migration.AUDITORS == roles.AUDITORS
-    assert tuple(migration.HR_PERMISSIONS) == tuple(roles.HR_PERMISSIONS)
+    assert tuple(migration.HR_PERMISSIONS) + tuple(offboarding.HR_PERMISSIONS) == tuple(roles.HR_PERMISSIONS)
 
 
 def test_hr_permissions_cover_nothing_outside_people() -> None:

@@ -126,6 +126,7 @@ def test_a_removed_chain_is_named_by_the_seal(
     _as_superuser(
         (f"DELETE FROM compliance_recordcontent WHERE record_id IN ({in_chain})", []),
         (f"DELETE FROM compliance_recordperson WHERE record_id IN ({in_chain})", []),
+        ("DELETE FROM compliance_archivedmessage WHERE conversation_id = %s", [other.pk]),
         ("DELETE FROM compliance_retentionrecord WHERE conversation_id = %s", [other.pk]),
         ("DELETE FROM compliance_snapshotcursor WHERE conversation_id = %s", [other.pk]),
     )

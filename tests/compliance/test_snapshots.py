@@ -203,6 +203,7 @@ def test_verify_archive_notices_a_removed_record_and_a_removed_chain(
     assert middle is not None
     _without_guards(f"DELETE FROM compliance_recordcontent WHERE record_id = {middle.pk}")
     _without_guards(f"DELETE FROM compliance_recordperson WHERE record_id = {middle.pk}")
+    _without_guards(f"DELETE FROM compliance_archivedmessage WHERE record_id = {middle.pk}")
     _without_guards(f"DELETE FROM compliance_retentionrecord WHERE id = {middle.pk}")
     _without_guards(
         "DELETE FROM compliance_recordcontent WHERE record_id IN "
@@ -212,6 +213,7 @@ def test_verify_archive_notices_a_removed_record_and_a_removed_chain(
         "DELETE FROM compliance_recordperson WHERE record_id IN "
         f"(SELECT id FROM compliance_retentionrecord WHERE conversation_id = {other.pk})"
     )
+    _without_guards(f"DELETE FROM compliance_archivedmessage WHERE conversation_id = {other.pk}")
     _without_guards(f"DELETE FROM compliance_retentionrecord WHERE conversation_id = {other.pk}")
 
     report = verify()

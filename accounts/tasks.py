@@ -1,0 +1,14 @@
+"""Celery tasks of accounts: stable names, one service call each."""
+
+from celery import shared_task
+
+from accounts import offboarding
+
+
+@shared_task(name="accounts.offboard_due", time_limit=600, soft_time_limit=540)
+def offboard_due() -> int:
+    """Carry out the scheduled offboardings whose time has come (beat, every minute).
+
+    A duplicate run is harmless: the person's row lock serialises runs and a
+    finished offboarding is not done twice (``accounts.offboarding``)."""
+    return offboarding.offboard_due()

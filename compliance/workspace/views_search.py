@@ -1,0 +1,85 @@
+"""The search page of a case: the form, the hits, and one audit event per search.
+
+A search is logged once, when it is made; its further pages carry a signed
+cursor bound to the case and the criteria, so paging through a logged search
+writes nothing more, while any other query (or a forged or stale cursor)
+counts as a new search and is logged.
+"""
+
+import functools
+from typing import Any
+from urllib.parse import urlencode
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
+
+from accounts.models import User
+from compliance.models import ArchivedMessage, AuditEvent, Case
+from compliance.workspace import audit, search
+from compliance.workspace.access import auditor_required
+from compliance.workspace.cases import case_for_results
+from compliance.workspace.forms_search import SearchForm
+
+
+class AuditorRequest(HttpRequest):
+    user: User
+
+
+def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
+    """The reconstruction of the hit's conversation at the hit's moment,
+    scrolled to the message."""
+    try:
+        base = reverse("compliance:conversation", args=[case_id, message.conversation_id])
+    except NoReverseMatch:  # the reconstruction page is not part of this build
+        return None
+    return f"{base}?{urlencode({'at': message.at.isoformat()})}#m{message.message_id}"
+
+
+def _results(request: AuditorRequest, case: Case, criteria: search.Criteria) -> dict[str, Any]:
+    resumed = search.read_cursor(request.GET.get("after"), case_id=case.pk, criteria=criteria)
+    if resumed is None:
+        total, capped = search.count(criteria)
+        audit.record(
+            request,
+            AuditEvent.Kind.SEARCHED,
+            case=case,
+            query=criteria.q,
+            filters=criteria.filters(),
+            results=total,
+            results_capped=capped,
+        )
+        after = None
+    else:
+        total, capped, after = resumed.total, resumed.capped, resumed.position
+    found = search.page(criteria, after=after, few=not capped)
+    for hit in found.hits:
+        hit.link = conversation_link(case.pk, hit.message)
+    tokens = functools.partial(
+        search.cursor_token, case_id=case.pk, criteria=criteria, total=total, capped=capped
+    )
+    return {
+        "searched": True,
+        "criteria": criteria,
+        "hits": found.hits,
+        "total": total,
+        "capped": capped,
+        # Both continue the logged search: no new audit event.
+        "first_token": tokens(position=None) if after is not None else None,
+        "next_token": tokens(position=found.next) if found.next else None,
+    }
+
+
+@auditor_required
+@require_GET
+def search_page(request: AuditorRequest, case_id: int) -> HttpResponse:
+    case = case_for_results(request.user, case_id)
+    # A search is made by submitting the form (its words may be empty: the
+    # filters alone are a search); opening the page shows the form only.
+    submitted = "q" in request.GET
+    form = SearchForm(request.GET if submitted else None, choices=search.filter_choices())
+    context: dict[str, Any] = {"nav": "search", "case": case, "form": form, "searched": False}
+    if submitted and form.is_valid():
+        context.update(_results(request, case, form.criteria()))
+    return render(request, "compliance/search.html", context, status=400 if form.errors else 200)

@@ -26,7 +26,10 @@ its name: it is dropped and created again):
   vocabulary of 20,000 words (a few very common, most rare), 5 % of messages
   edited, 1 % deleted, 4 % with attachments and their text, spread over a
   year, 1,000 conversations and 500 people; the retention records they point
-  to are made by the real snapshot service from one message per conversation.
+  to are made by the real snapshot service from one message per conversation
+  (so each conversation's rows hang on one record, and a participant filter
+  reaches whole conversations: slower than over real records of at most
+  1,000 events each).
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/kontor_bench_search \\
         KONTOR_DATA_DIR=/tmp/kontor-bench-search .venv/bin/python bench/search.py --reuse

@@ -22,8 +22,10 @@ What it checks, stopping at the first mismatch (exit 1, naming the file):
    attachment's bytes hash to the SHA-256 its part declares, which its
    record lists for that version.
 
-Exit 0 prints a summary. The records' hashes can further be compared with
-the archive's own (``manage.py verify_archive`` and its daily seals).
+Exit 0 prints a summary. The ZIP's own SHA-256 (``sha256sum``) can be compared
+with the one the exports page and the audit trail show; the records' hashes
+with the archive's own (``manage.py verify_archive`` and its daily seals).
+Needs Python 3.10 or newer.
 """
 
 import argparse

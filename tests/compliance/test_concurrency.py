@@ -21,6 +21,7 @@ from messenger.models import Event
 from tests.factories import make_user
 
 GUARDED = (
+    "compliance_archivedmessage",
     "compliance_recordperson",
     "compliance_purgeentry",
     "compliance_recordcontent",

@@ -454,10 +454,10 @@ def test_without_an_archive_copy_the_stored_file_is_checked_too(
     assert served.status_code == 200
     assert b"".join(served.streaming_content) == b"%PDF-1.4 Rechnung 4711\n"  # type: ignore[attr-defined]
 
-    (file_storage / invoice.storage_key).write_bytes(b"%PDF-1.4 Rechnung 9999\n")
+    (file_storage / invoice.storage_key).write_bytes(b"%PDF-1.4 Rechnung gefaelscht\n")
     refused = browser.get(file_url(case, dm, invoice.sha256))
 
-    assert refused.status_code == 409 and b"9999" not in refused.content
+    assert refused.status_code == 409 and b"gefaelscht" not in refused.content
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.FILE_DOWNLOADED).count() == 2
 
 

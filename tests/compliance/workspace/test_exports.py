@@ -936,3 +936,12 @@ def test_a_closed_case_opens_no_export(
     assert download.status_code == page.status_code == 403
     assert "This case is closed" in page.content.decode()
     assert events_since(mark) == []  # nothing was downloaded
+
+
+def test_a_search_offers_to_export_its_results(
+    case: Case, story: dict[str, Any], otto_client: Client
+) -> None:
+    page = otto_client.get(reverse("compliance:search", args=[case.pk]), {"q": "Angebot"}).content.decode()
+
+    assert "Export these results" in page
+    assert f'action="{reverse("compliance:exports", args=[case.pk])}"' in page

@@ -280,8 +280,7 @@ def _offboard_now(
 def _archive(conversation_ids: list[int]) -> None:
     """Snapshot each conversation until its journal is archived to the end."""
     for conversation_id in conversation_ids:
-        while archive.snapshot_conversation(conversation_id=conversation_id).record is not None:
-            pass
+        archive.archive_conversation(conversation_id=conversation_id)
 
 
 def _finish_schedules(user: User, report: OffboardingReport) -> None:

@@ -35,7 +35,6 @@ from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Max
 from django.db.models.functions import Now
@@ -50,7 +49,7 @@ from rfc3161_client import (
 
 from compliance import archive_store
 from compliance.models import GENESIS_HASH, AuditEvent, RetentionExtension, RetentionRecord, Seal
-from compliance.services import canonical_json, record_hash, record_hmac
+from compliance.services import alert_contacts, canonical_json, record_hash, record_hmac
 
 if TYPE_CHECKING:
     from compliance.verification import Report
@@ -202,19 +201,12 @@ def _write(draft: _Draft, token: bytes) -> Seal | None:
 
 
 def _alert_unstamped(seal: Seal, failure: str) -> None:
-    message = (
+    alert_contacts(
+        f"Seal {seal.seq} has no timestamp",
         f"Kontor wrote seal {seal.seq} over {seal.chains} chain head(s) without an RFC 3161 timestamp: "
         f"the timestamp authority at {settings.KONTOR_TSA_URL} failed ({failure}). The seal and its "
-        "storage copy are written; the next seal, which names this one, is stamped again."
+        "storage copy are written; the next seal, which names this one, is stamped again.",
     )
-    logger.error(message)
-    if settings.KONTOR_COMPLIANCE_CONTACTS:
-        send_mail(
-            f"[Kontor] Seal {seal.seq} has no timestamp",
-            message,
-            settings.DEFAULT_FROM_EMAIL,
-            settings.KONTOR_COMPLIANCE_CONTACTS,
-        )
 
 
 # --- RFC 3161 ---------------------------------------------------------------

@@ -244,6 +244,28 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
     return Snapshot(record=record, events=len(events))
 
 
+def archive_conversation(*, conversation_id: int) -> int:
+    """Snapshot the conversation until its journal is archived to the end (one
+    record per transaction); returns how many journal events were archived."""
+    archived = 0
+    while (snapshot := snapshot_conversation(conversation_id=conversation_id)).record is not None:
+        archived += snapshot.events
+    return archived
+
+
+def alert_contacts(subject: str, message: str, *, fail_silently: bool = False) -> None:
+    """Log a compliance alert and mail it to ``KONTOR_COMPLIANCE_CONTACTS``."""
+    logger.error(message)
+    if settings.KONTOR_COMPLIANCE_CONTACTS:
+        send_mail(
+            f"[Kontor] {subject}",
+            message,
+            settings.DEFAULT_FROM_EMAIL,
+            settings.KONTOR_COMPLIANCE_CONTACTS,
+            fail_silently=fail_silently,
+        )
+
+
 def conversations_due() -> list[int]:
     """Conversations whose journal moved past their snapshot cursor."""
     newest = (
@@ -416,19 +438,11 @@ def reconcile(*, older_than: timedelta = timedelta(minutes=5)) -> Reconciliation
     missing = behind.count()
     conversations = sorted(set(behind.values_list("conversation_id", flat=True)))
     for conversation_id in conversations:
-        while snapshot_conversation(conversation_id=conversation_id).record is not None:
-            pass
+        archive_conversation(conversation_id=conversation_id)
     if missing:
-        message = (
+        alert_contacts(
+            "Archive reconciliation: events were late",
             f"Kontor's reconciliation found {missing} journal event(s) in {len(conversations)} "
-            "conversation(s) that had not reached a retention record in time; they are archived now."
+            "conversation(s) that had not reached a retention record in time; they are archived now.",
         )
-        logger.warning(message)
-        if settings.KONTOR_COMPLIANCE_CONTACTS:
-            send_mail(
-                "[Kontor] Archive reconciliation: events were late",
-                message,
-                settings.DEFAULT_FROM_EMAIL,
-                settings.KONTOR_COMPLIANCE_CONTACTS,
-            )
     return Reconciliation(missing_events=missing, conversations=conversations)

@@ -8,8 +8,6 @@ from typing import Any
 
 from celery import shared_task
 from celery.signals import task_failure
-from django.conf import settings
-from django.core.mail import send_mail
 
 from compliance import sealing, services
 
@@ -28,12 +26,7 @@ def snapshot_due() -> int:
 @shared_task(name="compliance.snapshot_conversation", time_limit=300, soft_time_limit=270, acks_late=True)
 def snapshot_conversation(conversation_id: int) -> int:
     """Archive what is new in one conversation; returns the number of events archived."""
-    archived = 0
-    while True:
-        snapshot = services.snapshot_conversation(conversation_id=conversation_id)
-        if snapshot.record is None:
-            return archived
-        archived += snapshot.events
+    return services.archive_conversation(conversation_id=conversation_id)
 
 
 @shared_task(name="compliance.purge_expired", time_limit=3600, soft_time_limit=3500)
@@ -78,17 +71,13 @@ def alert_on_failure(
     name = getattr(sender, "name", "") or ""
     if not name.startswith("compliance."):
         return
-    logger.error("Compliance task %s (%s) failed: %r", name, task_id, exception)
-    if settings.KONTOR_COMPLIANCE_CONTACTS:
-        send_mail(
-            f"[Kontor] Compliance task failed: {name}",
-            f"The task {name} (id {task_id}) failed:\n\n  {exception!r}\n\n"
-            "Until it runs again successfully, the archive may be behind. Snapshots, the "
-            "reconciliation and the seal catch up on their next run; check the worker's log.",
-            settings.DEFAULT_FROM_EMAIL,
-            settings.KONTOR_COMPLIANCE_CONTACTS,
-            fail_silently=True,
-        )
+    services.alert_contacts(
+        f"Compliance task failed: {name}",
+        f"The task {name} (id {task_id}) failed:\n\n  {exception!r}\n\n"
+        "Until it runs again successfully, the archive may be behind. Snapshots, the "
+        "reconciliation and the seal catch up on their next run; check the worker's log.",
+        fail_silently=True,
+    )
 
 
 # The workspace's tasks (compliance.export) live beside its services; importing

@@ -13,7 +13,7 @@ from compliance import archive_store
 from compliance.checks import archive_guards
 from compliance.models import GENESIS_HASH, PurgeEntry, RecordContent, RetentionRecord, SnapshotCursor
 from compliance.sealing import verify_seals
-from compliance.services import record_hash, record_hmac
+from compliance.services import alert_contacts, record_hash, record_hmac
 
 logger = logging.getLogger(__name__)
 
@@ -160,8 +160,6 @@ def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True
 def verify_and_report(*, actor: Any = None) -> Report:
     """Verify the whole archive, log the result as an audit event and, when
     anything is broken, mail the compliance contacts (the daily task)."""
-    from django.core.mail import send_mail
-
     from compliance.models import AuditEvent
 
     report = verify()
@@ -180,17 +178,13 @@ def verify_and_report(*, actor: Any = None) -> Report:
         },
     )
     if not report.ok:
-        logger.error("Archive verification failed: %s", report.problems[0])
-        if settings.KONTOR_COMPLIANCE_CONTACTS:
-            send_mail(
-                "[Kontor] ARCHIVE VERIFICATION FAILED",
-                "The daily verification of the compliance archive found "
-                f"{len(report.problems)} problem(s). The first:\n\n  {report.problems[0]}\n\n"
-                "All of them:\n\n" + "\n".join(f"- {p}" for p in report.problems) + "\n\n"
-                "Run `manage.py verify_archive` for the full report. Do not change the archive: "
-                "secure the database and the archive storage as they are and inform the data "
-                "protection officer.",
-                settings.DEFAULT_FROM_EMAIL,
-                settings.KONTOR_COMPLIANCE_CONTACTS,
-            )
+        alert_contacts(
+            "ARCHIVE VERIFICATION FAILED",
+            "The daily verification of the compliance archive found "
+            f"{len(report.problems)} problem(s). The first:\n\n  {report.problems[0]}\n\n"
+            "All of them:\n\n" + "\n".join(f"- {p}" for p in report.problems) + "\n\n"
+            "Run `manage.py verify_archive` for the full report. Do not change the archive: "
+            "secure the database and the archive storage as they are and inform the data "
+            "protection officer.",
+        )
     return report

@@ -6,11 +6,9 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from importlib import import_module
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.db import connection
 
 from compliance import tasks
@@ -19,37 +17,17 @@ from compliance.verification import verify
 from messenger import services as chat
 from messenger.models import Event
 from tests.factories import make_user
-
-GUARDED = (
-    "compliance_archivedmessage",
-    "compliance_recordperson",
-    "compliance_purgeentry",
-    "compliance_recordcontent",
-    "compliance_retentionextension",
-    "compliance_retentionrecord",
-    "compliance_seal",
-    "compliance_auditevent",
-    "compliance_snapshotcursor",
-)
-MIGRATIONS = ("0002_policies_and_guards", "0003_assignments_extensions_seals")
+from tests.guards import ensure_retention_policies, flush_guarded_database
 
 
 @pytest.fixture
 def archive_wiped_afterwards() -> Iterator[None]:
     """A transactional test commits records, which the database then refuses
-    to flush. Afterwards, as a database owner would, lift the guards, empty the
-    archive tables and put the guards back exactly as the migrations made them."""
+    to flush: afterwards the guards are lifted, the database emptied and the
+    guards put back exactly as they were (``tests.guards``)."""
+    ensure_retention_policies()  # an earlier transactional test may have flushed them
     yield
-    guards = [import_module(f"compliance.migrations.{name}") for name in MIGRATIONS]
-    with connection.schema_editor() as editor:
-        if connection.vendor == "postgresql":
-            editor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no pending checks block ALTER TABLE
-        for module in reversed(guards):
-            module.drop_guards(apps, editor)
-        for table in GUARDED:
-            editor.execute(f"DELETE FROM {table}")
-        for module in guards:
-            module.create_guards(apps, editor)
+    flush_guarded_database()
 
 
 def _worker(conversation_id: int, stop: threading.Event, errors: list[BaseException]) -> None:
@@ -74,8 +52,6 @@ def _worker(conversation_id: int, stop: threading.Event, errors: list[BaseExcept
 def test_two_workers_and_duplicate_deliveries_archive_every_event_exactly_once(
     archive_wiped_afterwards: None, settings: Any
 ) -> None:
-    # An earlier transactional test may have flushed the migrations' policies.
-    import_module(f"compliance.migrations.{MIGRATIONS[0]}").create_policies(apps, None)
     alice, bob = make_user(display_name="Alice Adler"), make_user(display_name="Bob Brandt")
     dm = chat.direct_open(actor=alice, other_user_id=bob.pk)
     stop, errors = threading.Event(), list[BaseException]()

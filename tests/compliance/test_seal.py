@@ -9,12 +9,10 @@ import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from importlib import import_module
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
 
@@ -24,6 +22,7 @@ from compliance.models import GENESIS_HASH, AuditEvent, RecordContent, Retention
 from compliance.verification import verify
 from messenger import services as chat
 from messenger.models import Conversation
+from tests.guards import flush_guarded_database
 from tests.tsa import TimestampAuthority, timestamp_authority
 
 pytestmark = pytest.mark.django_db
@@ -346,22 +345,10 @@ def test_sealing_an_empty_archive_and_the_task(settings: Any) -> None:
 @pytest.fixture
 def archive_wiped_afterwards() -> Iterator[None]:
     """A transactional test commits seals and audit events, which the database
-    refuses to flush: afterwards, as the database owner would, lift the guards,
-    empty the archive tables and put the guards back as the migrations made them."""
+    refuses to flush: afterwards the guards are lifted, the database emptied and
+    the guards put back exactly as they were (``tests.guards``)."""
     yield
-    guards = [
-        import_module(f"compliance.migrations.{name}")
-        for name in ("0002_policies_and_guards", "0003_assignments_extensions_seals")
-    ]
-    with connection.schema_editor() as editor:
-        if connection.vendor == "postgresql":
-            editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-        for module in reversed(guards):
-            module.drop_guards(apps, editor)
-        for table in ("compliance_seal", "compliance_auditevent"):
-            editor.execute(f"DELETE FROM {table}")
-        for module in guards:
-            module.create_guards(apps, editor)
+    flush_guarded_database()
 
 
 @pytest.mark.skipif(

@@ -15,39 +15,62 @@ EXPECTED = [
 PG_ONLY = [f"compliance_{t}_no_truncate" for t in (*_APPEND_ONLY, "recordcontent")]
 
 
-@register(Tags.database)
-def archive_guards(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+def guard_problems(
+    databases: Any,
+    *,
+    migration: tuple[str, str],
+    prefix: str,
+    expected: list[str],
+    pg_only: list[str],
+    what: str,
+    check_id: str,
+) -> list[CheckMessage]:
+    """Errors for every trigger of ``expected`` (and ``pg_only`` on PostgreSQL)
+    that is missing, or on PostgreSQL not ``ENABLE ALWAYS``, once ``migration``
+    (app label, name) has made them. Used by each app whose rows are guarded."""
     problems: list[CheckMessage] = []
-    for alias in kwargs.get("databases") or []:
+    for alias in databases or []:
         connection = connections[alias]
         recorder = MigrationRecorder(connection)
-        if (
-            not recorder.has_table()
-            or ("compliance", "0003_assignments_extensions_seals") not in recorder.applied_migrations()
-        ):
+        if not recorder.has_table() or migration not in recorder.applied_migrations():
             continue  # before migrating there is nothing to guard yet
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
-                cursor.execute("SELECT tgname, tgenabled FROM pg_trigger WHERE tgname LIKE 'compliance_%%'")
+                cursor.execute(
+                    "SELECT tgname, tgenabled FROM pg_trigger WHERE tgname LIKE %s", [f"{prefix}%"]
+                )
                 found = dict(cursor.fetchall())
-                expected = EXPECTED + PG_ONLY
+                wanted = expected + pg_only
             elif connection.vendor == "sqlite":
                 cursor.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'compliance_%'"
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s", [f"{prefix}%"]
                 )
                 found = {name: "A" for (name,) in cursor.fetchall()}
-                expected = EXPECTED
+                wanted = expected
             else:
                 continue
-        for name in expected:
+        for name in wanted:
             if name not in found:
-                problems.append(Error(f"The archive guard {name} is missing.", id="compliance.E001"))
+                problems.append(Error(f"The {what} {name} is missing.", id=f"{check_id}.E001"))
             elif found[name] != "A":
                 problems.append(
                     Error(
-                        f"The archive guard {name} is not ENABLE ALWAYS (state {found[name]!r}).",
+                        f"The {what} {name} is not ENABLE ALWAYS (state {found[name]!r}).",
                         hint=f"ALTER TABLE … ENABLE ALWAYS TRIGGER {name}",
-                        id="compliance.E002",
+                        id=f"{check_id}.E002",
                     )
                 )
     return problems
+
+
+@register(Tags.database)
+def archive_guards(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    return guard_problems(
+        kwargs.get("databases"),
+        migration=("compliance", "0003_assignments_extensions_seals"),
+        prefix="compliance_",
+        expected=EXPECTED,
+        pg_only=PG_ONLY,
+        what="archive guard",
+        check_id="compliance",
+    )

@@ -291,3 +291,24 @@ def invitation_accept(*, token: str, display_name: str, password: str) -> User:
         user=user, email=user.email, defaults={"verified": True, "primary": True}
     )
     return user
+
+
+@transaction.atomic
+def user_anonymise(*, user: User) -> User:
+    """Erase a person's personal data from their account (GDPR Art. 17 after the
+    retention that deferred it): the row stays, so history keeps its author,
+    but no name, address, picture or way to sign in remains."""
+    if user.avatar:
+        user.avatar.delete(save=False)
+    EmailAddress.objects.filter(user=user).delete()
+    user.email = f"erased-{user.pk}@erased.invalid"
+    user.display_name = ""
+    user.job_title = ""
+    user.phone = ""
+    user.avatar = ""
+    user.department = None
+    user.is_active = False
+    user.erased_at = timezone.now()
+    user.set_unusable_password()
+    user.save()
+    return user

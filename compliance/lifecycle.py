@@ -26,6 +26,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from accounts.models import User
+from accounts.services import user_anonymise
 from archive import services as files
 from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
 from messenger.models import Event, Mention, Message, MessageAttachment, MessageRevision, Reaction
@@ -208,18 +209,7 @@ def _erase(user: User, *, actor: User | None) -> None:
         messages, deleted_files = _delete_messages(message_ids)
     Reaction.objects.filter(user=user).delete()
     Mention.objects.filter(user=user).delete()
-    if user.avatar:
-        user.avatar.delete(save=False)
-    user.email = f"erased-{user.pk}@erased.invalid"
-    user.display_name = ""
-    user.job_title = ""
-    user.phone = ""
-    user.avatar = ""
-    user.department = None
-    user.is_active = False
-    user.erased_at = timezone.now()
-    user.set_unusable_password()
-    user.save()
+    user_anonymise(user=user)
     AuditEvent.objects.create(
         kind=AuditEvent.Kind.PERSON_ERASED,
         actor=actor,

@@ -43,6 +43,7 @@ class StatusFilter(admin.SimpleListFilter):
             (User.Status.INVITED, "Invited"),
             (User.Status.OFFBOARDED, "Offboarded"),
             (User.Status.DEACTIVATED, "Deactivated"),
+            (User.Status.EXTERNAL, "External contacts"),
             ("restricted", "Processing restricted"),
             ("scheduled", "Offboarding scheduled"),
         ]
@@ -53,7 +54,11 @@ class StatusFilter(admin.SimpleListFilter):
         if value == User.Status.ACTIVE:
             return queryset.filter(is_active=True, offboarded_at__isnull=True)
         if value == User.Status.INVITED:
-            return queryset.filter(is_active=False, offboarded_at__isnull=True, last_login__isnull=True)
+            return queryset.filter(
+                is_active=False, is_external=False, offboarded_at__isnull=True, last_login__isnull=True
+            )
+        if value == User.Status.EXTERNAL:
+            return queryset.filter(is_external=True)
         if value == User.Status.OFFBOARDED:
             return queryset.filter(offboarded_at__isnull=False)
         if value == User.Status.DEACTIVATED:

@@ -6,7 +6,7 @@ from django.contrib.auth.password_validation import password_validators_help_tex
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from accounts.models import User
+from accounts.models import EmailNotifications, User
 
 
 def _time_zone_choices() -> list[tuple[str, str]]:
@@ -25,6 +25,22 @@ class ProfileForm(forms.Form):
         label="Let others see when I have read their messages",
         help_text="When this is off, you do not show up under “Seen by”.",
     )
+    # Not required: a form that leaves them out changes neither.
+    email_notifications = forms.ChoiceField(
+        required=False,
+        choices=EmailNotifications.choices,
+        label="Email me direct messages and mentions I missed",
+        help_text="Reply to such a mail to answer in the conversation.",
+    )
+    email_notification_delay = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=24 * 60,
+        label="Minutes to wait before mailing (when “after a few minutes”)",
+    )
+
+    def clean_email_notifications(self) -> str | None:
+        return self.cleaned_data.get("email_notifications") or None
 
     @classmethod
     def for_user(cls, user: User, **kwargs: object) -> "ProfileForm":
@@ -34,6 +50,8 @@ class ProfileForm(forms.Form):
             "phone": user.phone,
             "time_zone": user.time_zone,
             "send_read_receipts": user.send_read_receipts,
+            "email_notifications": user.email_notifications,
+            "email_notification_delay": user.email_notification_delay,
         }
         return cls(initial=initial, **kwargs)  # type: ignore[arg-type]
 

@@ -6,6 +6,7 @@ from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower, Now
 from django.utils import timezone
@@ -54,9 +55,17 @@ class UserManager(BaseUserManager["User"]):
         return self.create_user(email, password, **fields)
 
 
+class EmailNotifications(models.TextChoices):
+    OFF = "off", "Never"
+    IMMEDIATELY = "immediately", "Immediately"
+    DELAYED = "delayed", "After a few minutes, if still unread"
+    DIGEST = "digest", "Once a day, in a digest"
+
+
 class User(AbstractBaseUser, PermissionsMixin):
     class Status(models.TextChoices):
         ACTIVE = "active", "Active"
+        EXTERNAL = "external", "External contact"
         INVITED = "invited", "Invited"
         DEACTIVATED = "deactivated", "Deactivated"
         OFFBOARDED = "offboarded", "Offboarded"
@@ -89,6 +98,23 @@ class User(AbstractBaseUser, PermissionsMixin):
     send_read_receipts = models.BooleanField(
         default=True, help_text="Let others see when you have read their messages."
     )
+    is_external = models.BooleanField(
+        "external contact",
+        default=False,
+        editable=False,
+        help_text="A client or partner who takes part in conversations by email. Never signs in.",
+    )
+    email_notifications = models.CharField(
+        max_length=12,
+        choices=EmailNotifications.choices,
+        default=EmailNotifications.DELAYED,
+        help_text="When to mail direct messages and mentions that arrived while you were away.",
+    )
+    email_notification_delay = models.PositiveSmallIntegerField(
+        "minutes before mailing",
+        default=10,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+    )
 
     objects = UserManager()
 
@@ -100,6 +126,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         ordering = ["display_name", "email"]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="accounts_user_email_ci_unique"),
+            # External contacts take part by email only: no login path may open for them.
+            models.CheckConstraint(
+                condition=~models.Q(is_external=True, is_active=True), name="accounts_external_never_active"
+            ),
         ]
         permissions = [
             ("offboard_user", "Can offboard and reactivate people"),
@@ -125,6 +155,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     @property
     def status(self) -> str:
+        if self.is_external:
+            return self.Status.EXTERNAL
         if self.offboarded_at is not None:
             return self.Status.OFFBOARDED
         if self.is_active:

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps
 
 from accounts import roles
 from accounts.errors import InvitationInvalid
-from accounts.models import Department, Invitation, User
+from accounts.models import Department, EmailNotifications, Invitation, User
 
 AVATAR_SIZE = 256
 AVATAR_MAX_PIXELS = 40_000_000
@@ -169,6 +169,8 @@ def profile_update(
     avatar: IO[bytes] | None = None,
     remove_avatar: bool = False,
     send_read_receipts: bool | None = None,
+    email_notifications: str | None = None,
+    email_notification_delay: int | None = None,
 ) -> User:
     """The person edits their own profile."""
     png = _avatar_png(avatar) if avatar is not None else None
@@ -184,6 +186,19 @@ def profile_update(
     if send_read_receipts is not None and send_read_receipts != user.send_read_receipts:
         user.send_read_receipts = send_read_receipts
         user.save(update_fields=["send_read_receipts"])
+    mail_fields = {
+        "email_notifications": email_notifications,
+        "email_notification_delay": email_notification_delay,
+    }
+    changed = [
+        name for name, value in mail_fields.items() if value is not None and getattr(user, name) != value
+    ]
+    if changed:
+        if email_notifications is not None and email_notifications not in EmailNotifications.values:
+            raise ValidationError("That is not a notification setting.")
+        for name in changed:
+            setattr(user, name, mail_fields[name])
+        user.save(update_fields=changed)
     if png is not None or remove_avatar:
         old_name = user.avatar.name if user.avatar else ""
         if png is not None:

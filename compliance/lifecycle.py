@@ -29,7 +29,16 @@ from accounts.models import User
 from accounts.services import user_anonymise
 from archive import services as files
 from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
-from messenger.models import Event, Mention, Message, MessageAttachment, MessageRevision, Reaction
+from messenger.models import (
+    Event,
+    InboundMail,
+    MailNotification,
+    Mention,
+    Message,
+    MessageAttachment,
+    MessageRevision,
+    Reaction,
+)
 
 DEFAULT_ERASURE_BASIS = (
     "GDPR Art. 17(3)(b): erasure deferred while a legal obligation to retain runs (HGB §257, AO §147; "
@@ -90,9 +99,10 @@ def _delete_messages(message_ids: list[int]) -> tuple[int, int]:
     )
     Message.objects.filter(reply_to_id__in=message_ids).update(reply_to=None)
     Event.objects.filter(message_id__in=message_ids).delete()
-    for model in (MessageRevision, Reaction, Mention, MessageAttachment):
+    for model in (MessageRevision, Reaction, Mention, MessageAttachment, MailNotification):
         model.objects.filter(message_id__in=message_ids).delete()
-    deleted, _ = Message.objects.filter(pk__in=message_ids).delete()
+    _, by_model = Message.objects.filter(pk__in=message_ids).delete()
+    deleted = by_model.get(Message._meta.label, 0)
     return deleted, files.files_delete_unattached(file_ids=file_ids)
 
 
@@ -209,6 +219,9 @@ def _erase(user: User, *, actor: User | None) -> None:
         messages, deleted_files = _delete_messages(message_ids)
     Reaction.objects.filter(user=user).delete()
     Mention.objects.filter(user=user).delete()
+    # The email bridge's traces of them: queued notices and the log of their mail.
+    MailNotification.objects.filter(user=user).delete()
+    InboundMail.objects.filter(user=user).delete()
     user_anonymise(user=user)
     AuditEvent.objects.create(
         kind=AuditEvent.Kind.PERSON_ERASED,

@@ -100,6 +100,8 @@ def _person(user: User | None) -> dict[str, Any] | None:
         "email": user.email,
         "department": user.department.name if user.department else None,
         "active": user.is_active,
+        # A client or partner taking part by email (C16: who they were at capture).
+        "external": user.is_external,
     }
 
 

@@ -265,6 +265,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "compliance-verify": {"task": "compliance.verify", "schedule": 24 * 3600.0},
     # Every minute: carry out the offboardings HR scheduled for a later time.
     "accounts-offboard-due": {"task": "accounts.offboard_due", "schedule": 60.0},
+    # Every minute: mail missed messages and relay to external contacts (docs/email.md).
+    "messenger-notify-due": {"task": "messenger.notify_due", "schedule": 60.0},
 }
 
 # --- Authentication ---------------------------------------------------------
@@ -489,6 +491,27 @@ else:
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", f"{KONTOR_COMPANY_NAME} <kontor@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
+# --- Email bridge (docs/email.md) -------------------------------------------
+# Where Kontor is reached in a browser: links in notification mails point here.
+KONTOR_BASE_URL = env_url("KONTOR_BASE_URL") or "http://localhost:8000"
+# Replies go to "<local>+<token>@<domain>" of this address (plus addressing:
+# one mailbox receives every reply). Empty: the address of DEFAULT_FROM_EMAIL.
+KONTOR_EMAIL_REPLY_ADDRESS = env_str("KONTOR_EMAIL_REPLY_ADDRESS")
+# The hour (company time zone) at which daily digests go out.
+KONTOR_EMAIL_DIGEST_HOUR = env_int("KONTOR_EMAIL_DIGEST_HOUR", 8, minimum=0)
+# Incoming mail through an IMAP mailbox (``manage.py receive_mail imap``).
+KONTOR_IMAP_HOST = env_str("KONTOR_IMAP_HOST")
+KONTOR_IMAP_PORT = env_int("KONTOR_IMAP_PORT", 993, minimum=1)
+KONTOR_IMAP_SSL = env_bool("KONTOR_IMAP_SSL", True)
+KONTOR_IMAP_USER = env_str("KONTOR_IMAP_USER")
+KONTOR_IMAP_PASSWORD = env_str("KONTOR_IMAP_PASSWORD")
+KONTOR_IMAP_FOLDER = env_str("KONTOR_IMAP_FOLDER", "INBOX")
+# Incoming mail delivered by the company's MTA (``manage.py receive_mail lmtp``).
+KONTOR_LMTP_HOST = env_str("KONTOR_LMTP_HOST", "127.0.0.1")
+KONTOR_LMTP_PORT = env_int("KONTOR_LMTP_PORT", 8024, minimum=1)
+# The largest incoming mail accepted, in megabytes (attachments included).
+KONTOR_EMAIL_MAX_BYTES = env_int("KONTOR_EMAIL_MAX_MB", 25, minimum=1) * 1024 * 1024
+
 # --- Internationalisation ---------------------------------------------------
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -506,5 +529,6 @@ LOGGING = {
         "handlers": ["console"],
         "level": env_choice("LOG_LEVEL", ("debug", "info", "warning", "error"), "info").upper(),
     },
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    # aiosmtpd logs every SMTP/LMTP command of the reply listener at INFO.
+    "loggers": {"django.db.backends": {"level": "INFO"}, "mail.log": {"level": "WARNING"}},
 }

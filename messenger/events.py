@@ -54,9 +54,10 @@ def lock_journal() -> None:
 def author_payload(user: Any) -> dict[str, Any]:
     return {
         "id": user.pk,
-        "name": str(user),
+        "name": f"{user} (external)" if user.is_external else str(user),
         "initials": user.initials,
         "left": user.offboarded_at is not None,
+        "external": user.is_external,
     }
 
 
@@ -113,6 +114,7 @@ _CONVERSATION_TYPES = {
     Event.Type.RENAMED: "renamed",
     Event.Type.TOPIC_CHANGED: "topic",
     Event.Type.ARCHIVED: "archived",
+    Event.Type.EXTERNALS_CHANGED: "externals",
 }
 
 
@@ -147,7 +149,7 @@ def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dic
         "type": "conversation",
         **base,
         "change": _CONVERSATION_TYPES[Event.Type(event.type)],
-        **{k: v for k, v in event.data.items() if k in ("name", "topic", "kind")},
+        **{k: v for k, v in event.data.items() if k in ("name", "topic", "kind", "allowed")},
     }
 
 

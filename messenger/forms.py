@@ -92,6 +92,15 @@ class MuteForm(forms.Form):
     muted = forms.BooleanField(required=False)
 
 
+class AllowExternalForm(forms.Form):
+    allowed = forms.BooleanField(required=False)
+
+
+class ExternalContactForm(forms.Form):
+    email = forms.EmailField(max_length=254)
+    name = forms.CharField(max_length=150, required=False)
+
+
 class SearchForm(forms.Form):
     q = forms.CharField(max_length=200, required=False)
     before = forms.IntegerField(required=False, min_value=1)

@@ -33,6 +33,11 @@ class Conversation(models.Model):
     )
     created_at = models.DateTimeField(db_default=Now())
     archived_at = models.DateTimeField(null=True, blank=True)
+    allows_external = models.BooleanField(
+        "external participants",
+        default=False,
+        help_text="Members may add people outside the company by email address (groups and channels).",
+    )
     # Counters kept under a row lock by the services (``select_for_update``).
     last_seq = models.BigIntegerField(default=0)
     last_message_at = models.DateTimeField(null=True, blank=True)
@@ -229,6 +234,7 @@ class Event(models.Model):
         RENAMED = "renamed", "Renamed"
         TOPIC_CHANGED = "topic_changed", "Topic changed"
         ARCHIVED = "archived", "Archived"
+        EXTERNALS_CHANGED = "externals_changed", "External participants allowed or disallowed"
 
     id = models.BigAutoField(primary_key=True)
     conversation = models.ForeignKey(Conversation, on_delete=models.PROTECT, related_name="events")
@@ -255,3 +261,72 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.id} {self.type} in {self.conversation_id}"
+
+
+class MailNotification(models.Model):
+    """A message someone should hear of by email: a direct message or mention
+    that arrived while they were away, or, for an external contact, every new
+    message of their conversations. ``messenger.mail.notifications`` sends the
+    due ones, batched per person and conversation, and marks them sent; one row
+    per person and message, so a message is never mailed twice."""
+
+    class Reason(models.TextChoices):
+        DIRECT = "direct", "Direct message"
+        MENTION = "mention", "Mention"
+        EVERYONE = "everyone", "Mention of everyone"
+        EXTERNAL = "external", "Relay to an external contact"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Deleting a message (the compliance purge) takes its pending notices with it.
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=10, choices=Reason.choices)
+    created_at = models.DateTimeField(db_default=Now())
+    due_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    skipped = models.BooleanField(default=False, help_text="Read in time, or the person switched mail off.")
+    mail_message_id = models.CharField(max_length=250, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "message"], name="messenger_one_notification"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=models.Q(sent_at__isnull=True), name="messenger_notice_due_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_reason_display()} to {self.user_id} of message {self.message_id}"
+
+
+class InboundMail(models.Model):
+    """Every mail that reached the reply address, and what became of it: posted
+    or rejected with the reason the sender was told. The Message-ID is unique,
+    so a mail delivered twice is posted once."""
+
+    class Outcome(models.TextChoices):
+        POSTED = "posted", "Posted"
+        REJECTED = "rejected", "Rejected"
+
+    mail_message_id = models.CharField(max_length=250, unique=True)
+    sender = models.CharField(max_length=254, blank=True)
+    recipient = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=250, blank=True)
+    received_at = models.DateTimeField(db_default=Now())
+    outcome = models.CharField(max_length=10, choices=Outcome.choices)
+    reason = models.CharField(max_length=250, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.ForeignKey(Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-received_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.get_outcome_display()} mail from {self.sender}"

@@ -28,6 +28,28 @@ def access_conversation(user: User, conversation_id: int, *, for_update: bool = 
     return conversation
 
 
+def access_conversation_as_external(
+    contact: User, conversation_id: int, *, for_update: bool = False
+) -> Conversation:
+    """The conversation, if ``contact`` is an external contact still taking part
+    in it and it still allows external participants. Externals never sign in:
+    only the email bridge acts for them, after it checked the signed reply address."""
+    if not contact.is_external:
+        raise NotFound()
+    conversations: QuerySet[Conversation] = Conversation.objects.filter(
+        pk=conversation_id,
+        allows_external=True,
+        memberships__user=contact,
+        memberships__left_at__isnull=True,
+    )
+    if for_update:
+        conversations = Conversation.objects.select_for_update().filter(pk__in=conversations.values("pk"))
+    conversation = conversations.first()
+    if conversation is None:
+        raise NotFound()
+    return conversation
+
+
 def access_membership(user: User, conversation_id: int) -> Membership:
     membership = (
         Membership.objects.select_related("conversation")

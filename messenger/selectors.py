@@ -23,7 +23,10 @@ PAGE_SIZE = 50
 
 
 def person_label(user: User) -> str:
-    """A person's name as chat shows it: marked when they have left the company."""
+    """A person's name as chat shows it: marked when they have left the company,
+    or when they are an external contact."""
+    if user.is_external:
+        return f"{user} (external)"
     return f"{user} (left the company)" if user.offboarded_at is not None else str(user)
 
 
@@ -123,6 +126,11 @@ class ConversationPage:
     @property
     def oldest_seq(self) -> int | None:
         return self.messages[0].message.seq if self.messages else None
+
+    @property
+    def externals(self) -> list[User]:
+        """External contacts taking part by email."""
+        return [m.user for m in self.members if m.user.is_external]
 
 
 def _message_views(user: User, messages: list[Message]) -> list[MessageView]:

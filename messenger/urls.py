@@ -17,6 +17,13 @@ urlpatterns = [
     path("c/<int:conversation_id>/archive/", views.channel_archive, name="archive"),
     path("c/<int:conversation_id>/members/add/", views.members_add, name="members_add"),
     path("c/<int:conversation_id>/members/<int:user_id>/remove/", views.member_remove, name="member_remove"),
+    path("c/<int:conversation_id>/externals/allow/", views.externals_allow, name="externals_allow"),
+    path("c/<int:conversation_id>/externals/add/", views.external_add, name="external_add"),
+    path(
+        "c/<int:conversation_id>/externals/<int:user_id>/remove/",
+        views.external_remove,
+        name="external_remove",
+    ),
     path("c/<int:conversation_id>/files/", file_views.conversation_files, name="files"),
     path("files/upload/", file_views.file_upload, name="file_upload"),
     path("files/<int:file_id>/", file_views.file_download, name="file"),

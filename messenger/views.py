@@ -34,8 +34,10 @@ from messenger import presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.forms import (
     QUICK_REACTIONS,
+    AllowExternalForm,
     ChannelForm,
     DirectoryForm,
+    ExternalContactForm,
     GroupForm,
     MembersForm,
     MessageEditForm,
@@ -215,7 +217,7 @@ def _chat_data(page: ConversationPage, *, is_latest: bool) -> dict[str, Any]:
         "members": [
             {
                 "id": m.user_id,
-                "name": str(m.user),
+                "name": f"{m.user} (external)" if m.user.is_external else str(m.user),
                 "initials": m.user.initials,
                 "avatar": reverse("accounts:avatar", args=[m.user_id]) if m.user.avatar else "",
             }
@@ -517,6 +519,57 @@ def member_remove(request: AuthedRequest, conversation_id: int, user_id: int) ->
         request,
         lambda: services.member_remove(actor=request.user, conversation_id=conversation_id, user_id=user_id),
         success="Removed from the conversation.",
+    )
+    return redirect(_settings_url(conversation_id))
+
+
+@login_required
+@require_POST
+def externals_allow(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    form = AllowExternalForm(request.POST)
+    allowed = form.is_valid() and bool(form.cleaned_data["allowed"])
+    _attempt(
+        request,
+        lambda: services.conversation_set_allows_external(
+            actor=request.user, conversation_id=conversation_id, allowed=allowed
+        ),
+        success="Members can now add people outside the company."
+        if allowed
+        else "Only colleagues can take part now.",
+    )
+    return redirect(_settings_url(conversation_id))
+
+
+@login_required
+@require_POST
+def external_add(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+    form = ExternalContactForm(request.POST)
+    if form.is_valid():
+        email = form.cleaned_data["email"]
+        _attempt(
+            request,
+            lambda: services.external_contact_add(
+                actor=request.user,
+                conversation_id=conversation_id,
+                email=email,
+                name=form.cleaned_data["name"],
+            ),
+            success=f"{email} was added and told how to take part by email.",
+        )
+    else:
+        _show_form_errors(request, form)
+    return redirect(_settings_url(conversation_id))
+
+
+@login_required
+@require_POST
+def external_remove(request: AuthedRequest, conversation_id: int, user_id: int) -> HttpResponse:
+    _attempt(
+        request,
+        lambda: services.external_contact_remove(
+            actor=request.user, conversation_id=conversation_id, user_id=user_id
+        ),
+        success="Removed: they get no more mail from this conversation.",
     )
     return redirect(_settings_url(conversation_id))
 

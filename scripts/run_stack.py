@@ -87,6 +87,9 @@ def main() -> int:
             "2",
         ],
     }
+    # Replies by email from a mailbox, when one is configured (docs/email.md).
+    if os.environ.get("KONTOR_IMAP_HOST"):
+        commands["mail"] = [PY, "manage.py", "receive_mail", "imap"]
     processes: list[subprocess.Popen[bytes]] = []
     stopping = False
 

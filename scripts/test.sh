@@ -11,6 +11,13 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
         echo "    could not install chromium; browser tests will say so" >&2
 fi
 
+if [ ! -x /usr/sbin/dovecot ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> Installing Debian's Dovecot for the IMAP tests"
+    (apt-get install -y -qq dovecot-imapd >/dev/null 2>&1 ||
+        { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dovecot-imapd >/dev/null 2>&1; }) ||
+        echo "    could not install dovecot-imapd; the IMAP tests will say so" >&2
+fi
+
 PY=.venv/bin/python
 status=0
 step() {

@@ -257,6 +257,9 @@ def rfc5322(version: Version, attachments: list[Attachment]) -> bytes:
         f"version={version.number}; kind={version.kind}"
     )
     message["X-Kontor-Actor"] = formataddr(address(version.actor), charset="utf-8")
+    if version.author.get("external"):
+        # A client or partner who wrote by email, not an employee.
+        message["X-Kontor-Author-External"] = "yes"
     out = io.BytesIO()
     # The "From " line of the mbox: the author and the version's time.
     out.write(f"From {author[1]} {version.at.astimezone(UTC):%a %b %d %H:%M:%S %Y}\n".encode("ascii"))

@@ -17,6 +17,11 @@ from messenger.services.conversations import (
     membership_set_muted,
     returner_rejoin_direct,
 )
+from messenger.services.external import (
+    conversation_set_allows_external,
+    external_contact_add,
+    external_contact_remove,
+)
 from messenger.services.messages import Sent, message_delete, message_edit, message_send, reaction_set
 
 __all__ = [
@@ -28,8 +33,11 @@ __all__ = [
     "conversation_leave",
     "conversation_mark_read",
     "conversation_rename",
+    "conversation_set_allows_external",
     "conversation_set_topic",
     "direct_open",
+    "external_contact_add",
+    "external_contact_remove",
     "group_create",
     "leaver_remove",
     "member_remove",

@@ -48,7 +48,10 @@ def _add_member(
         Membership.objects.filter(pk=membership.pk).update(left_at=None, joined_at=Now(), role=role)
         membership.refresh_from_db()
     type_ = Event.Type.MEMBER_JOINED if user == actor else Event.Type.MEMBER_ADDED
-    append(conversation, type_, actor, subject=user, data={"role": membership.role})
+    data: dict[str, object] = {"role": membership.role}
+    if user.is_external:
+        data["external"] = True
+    append(conversation, type_, actor, subject=user, data=data)
     return membership
 
 

@@ -33,8 +33,9 @@ from messenger.models import (
     MessageRevision,
     Reaction,
 )
-from messenger.permissions import access_conversation, access_message
+from messenger.permissions import access_conversation, access_conversation_as_external, access_message
 from messenger.rendering import Mentionable, Rendered, render_body
+from messenger.services import notifications
 from messenger.services._journal import append
 
 EMOJI_MAX = 32
@@ -62,11 +63,23 @@ def _clean_body(body: str, *, may_be_empty: bool = False) -> str:
     return body
 
 
-def _render_for(conversation: Conversation, body: str) -> Rendered:
-    members = User.objects.filter(
-        memberships__conversation=conversation, memberships__left_at__isnull=True, is_active=True
-    ).only("pk", "email", "display_name", "processing_restricted_at", "erased_at")
-    people = {user.handle.lower(): Mentionable(user.pk, str(user)) for user in members}
+_MEMBER_FIELDS = ("pk", "email", "display_name", "processing_restricted_at", "erased_at", "is_active")
+
+
+def _members(conversation: Conversation) -> list[User]:
+    """The current members, with what mentions and mail notices need (one query)."""
+    return list(
+        User.objects.filter(memberships__conversation=conversation, memberships__left_at__isnull=True).only(
+            *_MEMBER_FIELDS, *notifications.PREFERENCE_FIELDS
+        )
+    )
+
+
+def _render_for(conversation: Conversation, body: str, members: list[User] | None = None) -> Rendered:
+    if members is None:
+        members = _members(conversation)
+    # Active colleagues can be mentioned; external contacts (never active) cannot.
+    people = {user.handle.lower(): Mentionable(user.pk, str(user)) for user in members if user.is_active}
     return render_body(body, people=people)
 
 
@@ -134,7 +147,10 @@ def message_send(
     body = _clean_body(body, may_be_empty=bool(file_ids))
     uid = _parse_client_id(client_id)
     # The row lock orders sends in a conversation: it guards the sequence.
-    conversation = access_conversation(actor, conversation_id, for_update=True)
+    if actor.is_external:
+        conversation = access_conversation_as_external(actor, conversation_id, for_update=True)
+    else:
+        conversation = access_conversation(actor, conversation_id, for_update=True)
     if uid is not None and (existing := _existing_send(actor, uid, conversation.pk, body, file_ids)):
         return _resent(existing)
     files = _own_uploads(actor, file_ids)
@@ -150,7 +166,8 @@ def message_send(
         reply_to = Message.objects.filter(pk=reply_to_id, conversation=conversation).first()
         if reply_to is None:
             raise NotFound("message to reply to")
-    rendered = _render_for(conversation, body)
+    members = _members(conversation)
+    rendered = _render_for(conversation, body, members)
     seq = conversation.last_seq + 1
     Conversation.objects.filter(pk=conversation.pk).update(last_seq=seq, last_message_at=Now())
     try:
@@ -197,6 +214,9 @@ def message_send(
         message=message,
         revision=revision,
         mention_ids=rendered.mentioned_user_ids,
+    )
+    notifications.notifications_queue(
+        message=message, mention_ids=rendered.mentioned_user_ids, members=members
     )
     return Sent(message=message, event_id=event.id, created=True)
 

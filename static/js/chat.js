@@ -165,6 +165,8 @@
       setTimeout(function () { location.href = "/"; }, 1500);
     } else if (user.id === me) {
       refreshSidebar();
+    } else if (here && user.external) {
+      externalsChanged();
     } else if (here && gone && chat.kind === "direct") {
       // The other person left the company: the page shows why nobody can write here now.
       location.reload();
@@ -177,8 +179,17 @@
     }
   }
 
+  // Who takes part from outside the company must always be visible (the banner
+  // is drawn by the server): reload, unless that would throw away a draft.
+  function externalsChanged() {
+    var input = $("[data-composer-input]");
+    if (input && input.value.trim()) toast("External participants changed: reload the page to see who is here.");
+    else location.reload();
+  }
+
   function onConversation(frame) {
     if (frame.change === "created") { refreshSidebar(); return; }
+    if (frame.change === "externals" && isOpenConversation(frame.conversation)) { externalsChanged(); return; }
     if (frame.change === "archived" && isOpenConversation(frame.conversation)) { location.reload(); return; }
     var item = sidebarItem(frame.conversation);
     if (frame.change === "renamed") {

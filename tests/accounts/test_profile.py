@@ -23,6 +23,8 @@ def _profile_data(**overrides: Any) -> dict[str, Any]:
         "job_title": "Head of Sales",
         "phone": "+49 30 555 0100",
         "time_zone": "Europe/Berlin",
+        "email_notifications": "delayed",
+        "email_notification_delay": "10",
     }
     data.update(overrides)
     return data
@@ -226,3 +228,22 @@ def test_turning_off_read_receipts_on_the_profile_page(client: Client, alice: Us
     assert response.status_code == 302
     alice.refresh_from_db()
     assert alice.send_read_receipts is False
+
+
+def test_person_chooses_when_missed_messages_are_mailed(alice_client: Client, alice: User) -> None:
+    response = alice_client.post(
+        "/profile/", _profile_data(email_notifications="digest", email_notification_delay="30")
+    )
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert (alice.email_notifications, alice.email_notification_delay) == ("digest", 30)
+
+
+def test_unknown_notification_setting_is_refused_and_changes_nothing(
+    alice_client: Client, alice: User
+) -> None:
+    response = alice_client.post("/profile/", _profile_data(email_notifications="hourly"))
+    assert response.status_code == 200
+    assert "hourly is not one of the available choices" in response.content.decode()
+    alice.refresh_from_db()
+    assert alice.email_notifications == "delayed"

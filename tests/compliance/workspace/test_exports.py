@@ -358,6 +358,7 @@ def test_the_json_lines_hold_every_version_with_every_field(
         "email": alice.email,
         "department": None,
         "active": True,
+        "external": False,
     }
     assert answer["message"]["reply_to"] == offer.pk
     assert charlie.pk not in [m["id"] for m in created["members"]]

@@ -8,6 +8,7 @@ the mail variables switch each part to its production service. The README lists
 every variable.
 """
 
+import os
 import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -182,8 +183,9 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         _db["CONN_MAX_AGE"] = None
     _db["CONN_HEALTH_CHECKS"] = True
     # A file, not memory, so that a real server process started by the browser
-    # tests reads the same test database as the test itself.
-    _db["TEST"] = {"NAME": str(DATA_DIR / "test-kontor.sqlite3")}
+    # tests reads the same test database as the test itself (it is handed the
+    # path). One per test process: two runs side by side must not share it.
+    _db["TEST"] = {"NAME": str(DATA_DIR / f"test-kontor-{os.getpid()}.sqlite3")}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -138,6 +138,9 @@ def _parts(message: EmailMessage) -> tuple[str | None, str | None]:
     plain = message.get_body(preferencelist=("plain",))
     rich = message.get_body(preferencelist=("html",))
     text = plain.get_content() if isinstance(plain, EmailMessage) else None
+    if text is not None and isinstance(plain, EmailMessage) and plain.get_param("format") == "flowed":
+        # RFC 3676 (Thunderbird and Roundcube in plain-text mode): soft line breaks.
+        text = reply_text.unflow_text(text, delsp=str(plain.get_param("delsp", "no")).lower() == "yes")
     html = rich.get_content() if isinstance(rich, EmailMessage) else None
     return text, html
 

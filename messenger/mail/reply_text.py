@@ -26,9 +26,9 @@ posted into the conversation. The rules, in the order they are applied:
      three lines) directly above a quote is dropped; one that is *not*
      followed by a quote introduces an unquoted original, and ends the reply;
    - a reply header ("-----Original Message-----", "-----Ursprüngliche
-     Nachricht-----", or a block of From/Von + Sent/Date/Gesendet/Datum +
-     Subject/Betreff lines) ends the reply, unless it belongs to a forwarded
-     message, which is the user's content;
+     Nachricht-----", or a block of From/Von + Sent/Date/Gesendet/Datum with a
+     year or time + Subject/Betreff lines) ends the reply, unless it belongs
+     to a forwarded message, which is the user's content;
    - the signature delimiter ``-- `` drops the lines after it up to the next
      quote (a bare ``--`` only when at most a few lines follow).
 6. **The end of the message.** Blank lines, separator rules, mobile footers
@@ -44,8 +44,11 @@ posted into the conversation. The rules, in the order they are applied:
    however, is always dropped (a reply with nothing new gives ``""``).
 
 Known limits: Outlook users who answer *inside* the appended original (in
-colour, without quote marks) lose those answers: nothing marks them. Forwarded
-messages are kept as content.
+colour, without quote marks) lose those answers: nothing marks them. Lines the
+user starts with ">" count as quoted. A memo the user pastes with full From,
+Date and Subject lines reads as a reply header. A farewell ("Best", "Cheers")
+followed only by a few short lines is taken for a closing. Forwarded messages
+are kept as content.
 
 Plain-text parts sent with ``format=flowed`` (Thunderbird, Apple Mail) should be
 passed through :func:`unflow_text` first, so soft line breaks become spaces.
@@ -548,7 +551,8 @@ _HEADER_KEYS = _any_of(
 _HEADER_LINE = re.compile(rf"^\s*\*?({_HEADER_KEYS})\*?\s?:\*?(?:\s|$)", re.IGNORECASE)
 _HEADER_FROM = frozenset({"from", "von"})
 _HEADER_DATE = frozenset({"sent", "gesendet", "date", "datum"})
-_HEADER_SUBJECT = frozenset({"subject", "betreff", "to", "an"})
+_HEADER_SUBJECT = frozenset({"subject", "betreff"})
+_HAS_YEAR_OR_TIME = re.compile(r"\d{4}|\d{1,2}:\d{2}")
 
 _SIGNATURE_DELIMITER = "-- "
 
@@ -592,18 +596,22 @@ def _header_key(line: str) -> str | None:
 
 
 def _is_reply_header(lines: Sequence[str], index: int) -> bool:
-    """A block of From/Von, Sent/Date/Gesendet/Datum and Subject/To lines, as
-    Outlook and others put above the original (Cc and long To lines may wrap)."""
+    """A block of From/Von, Sent/Date/Gesendet/Datum and Subject/Betreff lines
+    (To and Cc too, which may wrap), as Outlook and others put above the
+    original. All three, and a real date: a memo the user typed ("From: Berlin
+    office / To: Munich / Date: Monday") is content."""
     if _header_key(lines[index]) not in _HEADER_FROM:
         return False
     keys: set[str] = set()
+    dated = False
     for line in lines[index : index + 12]:
         if not line.strip():
             break
         key = _header_key(line)
         if key:
             keys.add(key)
-    return bool(keys & _HEADER_DATE) and bool(keys & _HEADER_SUBJECT)
+            dated = dated or (key in _HEADER_DATE and bool(_HAS_YEAR_OR_TIME.search(line)))
+    return dated and bool(keys & _HEADER_SUBJECT)
 
 
 def _is_forwarded_header(lines: Sequence[str], index: int) -> bool:

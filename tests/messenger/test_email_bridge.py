@@ -36,6 +36,7 @@ from messenger.mail import delivery, imap, incoming, lmtp, tokens
 from messenger.models import Conversation, InboundMail, MailNotification, Message
 from tests.archive.conftest import PDF, png_bytes
 from tests.live import free_port
+from tests.messenger import test_reply_text as reply_cases
 from tests.messenger.conftest import open_socket
 
 if TYPE_CHECKING:
@@ -580,3 +581,34 @@ def test_bad_addresses_and_outsiders_change_nothing(
     deals.refresh_from_db()
     assert deals.allows_external and not User.objects.filter(is_external=True).exists()
     assert deals.memberships.filter(user=bob, left_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "case",
+    [
+        c
+        for c in reply_cases.CASES
+        if c.fixture.split("_")[0] in ("outlook", "gmail", "apple", "iphone", "thunderbird")
+    ],
+    ids=lambda case: case.fixture,
+)
+def test_real_client_replies_arrive_without_quote_or_signature(
+    case: reply_cases.Case, alice: User, bob: User, deals: Conversation, imap_mailbox: ImapMailbox
+) -> None:
+    """The fixtures of Outlook, Gmail, Apple Mail, iOS Mail and Thunderbird (EN and
+    DE), sent to bob's reply address from bob's mailbox, through Dovecot."""
+    original = email.message_from_bytes(
+        (reply_cases.FIXTURES / case.fixture).read_bytes(), policy=email.policy.SMTP
+    )
+    del original["To"], original["From"], original["Message-ID"]
+    original["To"] = address_of(bob, deals)
+    original["From"] = "Bob Brandt <bob@kontor.example>"
+    original["Message-ID"] = make_msgid(domain="client.example")
+    imap_mailbox.append(original.as_bytes())
+
+    assert imap.mailbox_poll().posted == 1
+    [body] = texts(deals)
+    assert body == case.expected
+    for line in case.absent:
+        assert line not in body

@@ -422,6 +422,17 @@ def test_a_forwarded_message_is_the_users_content() -> None:
     assert extract_reply(text=text, html=None) == text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Meeting notes:\nFrom: Berlin office\nDate: Monday\nTo: Munich\n\nAll good.",
+        "Travel plan:\nFrom: Berlin\nTo: Munich\nSubject to change, the train leaves at 10:00.",
+    ],
+)
+def test_header_like_lines_of_the_user_are_kept(text: str) -> None:
+    assert extract_reply(text=text, html=None) == text
+
+
 def test_a_sentence_like_an_attribution_is_kept_without_a_quote() -> None:
     text = "On the whiteboard, Carla wrote:\nbudget approved, start in January."
     assert extract_reply(text=text, html=None) == text
@@ -592,7 +603,9 @@ def test_preformatted_text_keeps_its_lines() -> None:
 
 
 def test_deeply_nested_html_is_fine() -> None:
+    # Unclosed tags nest: no recursion limit, and nothing quadratic in the depth.
     assert html_to_text("<div>" * 5000 + "deep") == "deep"
+    assert extract_reply(text=None, html="<div><span>" * 10000 + "deep") == "deep"
 
 
 # --------------------------------------------------------------------------

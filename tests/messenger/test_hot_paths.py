@@ -26,7 +26,8 @@ def test_sending_costs_the_same_in_a_short_and_a_long_conversation(alice: User, 
     long = _send_queries(conversation, alice)
 
     assert short == long
-    assert long <= 16
+    # 17 on PostgreSQL (the journal's advisory lock), one of them the queued mail notice of bob.
+    assert long <= 17
 
 
 def test_resume_costs_the_same_for_few_and_many_events(alice: User, bob: User) -> None:

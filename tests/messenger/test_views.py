@@ -391,10 +391,10 @@ def test_a_taken_channel_name_is_explained(as_alice: Client, channel: Conversati
 
 
 def test_private_channels_cannot_be_joined_by_outsiders(as_alice: Client, as_charlie: Client) -> None:
-    as_alice.post(reverse("messenger:channel_new"), {"name": "board", "is_private": "1"})
-    board = Conversation.objects.get(name="board")
+    as_alice.post(reverse("messenger:channel_new"), {"name": "supervisory-board", "is_private": "1"})
+    board = Conversation.objects.get(name="supervisory-board")
 
-    assert "board" not in _page(as_charlie.get(reverse("messenger:channels")))
+    assert "supervisory-board" not in _page(as_charlie.get(reverse("messenger:channels")))
     assert as_charlie.post(reverse("messenger:channel_join", args=[board.pk])).status_code == 404
 
 

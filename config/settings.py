@@ -471,6 +471,8 @@ STORAGES = {
 # Outside production, serve static files straight from the apps (no collectstatic).
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
+# The web app manifest (install on a phone's home screen) is JSON of its own type.
+WHITENOISE_MIMETYPES = {".webmanifest": "application/manifest+json"}
 FILE_UPLOAD_PERMISSIONS = 0o640
 # The largest file anyone may share, in megabytes.
 KONTOR_UPLOAD_MAX_BYTES = env_int("KONTOR_UPLOAD_MAX_MB", 100, minimum=1) * 1024 * 1024

@@ -50,6 +50,53 @@
   var clock = formatter({ hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   var dayName = formatter({ weekday: "long", day: "numeric", month: "long" });
   var isoDay = formatter({ year: "numeric", month: "2-digit", day: "2-digit" }, "en-CA"); // 2024-05-31
+  var exactParts = formatter({ weekday: "long", day: "numeric", month: "long", year: "numeric", hour: "2-digit", minute: "2-digit", hourCycle: "h23" }, "en-GB");
+  var shortWeekday = formatter({ weekday: "short" }, "en-GB"); // Tue
+  var shortDate = formatter({ day: "numeric", month: "short" }, "en-GB"); // 3 Mar
+  var shortDateYear = formatter({ day: "numeric", month: "short", year: "numeric" }, "en-GB"); // 3 Mar 2024
+
+  // "Friday, 4 December 2026, 14:02", as the server writes the title (date:'l, j F Y, H:i').
+  function exactTime(date) {
+    var p = {};
+    exactParts.formatToParts(date).forEach(function (part) { p[part.type] = part.value; });
+    return p.weekday + ", " + p.day + " " + p.month + " " + p.year + ", " + p.hour + ":" + p.minute;
+  }
+
+  // Days since the epoch of a moment's calendar day in the person's time zone.
+  function dayNumber(date) {
+    var ymd = isoDay.format(date).split("-");
+    return Date.UTC(Number(ymd[0]), Number(ymd[1]) - 1, Number(ymd[2])) / 86400000;
+  }
+
+  // The label next to an author's name: "just now", "5 min", "14:02",
+  // "Yesterday 14:02", "Tue 14:02" within the week, then "3 Mar 14:02" or "3 Mar 2024".
+  function relativeTime(date, now) {
+    var minutes = Math.floor((now - date) / 60000);
+    if (minutes < 1) return "just now"; // a clock a little ahead of the server's too
+    if (minutes < 60) return minutes + " min";
+    var days = dayNumber(now) - dayNumber(date);
+    var time = clock.format(date);
+    if (days <= 0) return time;
+    if (days === 1) return "Yesterday " + time;
+    if (days < 7) return shortWeekday.format(date) + " " + time;
+    if (isoDay.format(date).slice(0, 4) === isoDay.format(now).slice(0, 4)) return shortDate.format(date) + " " + time;
+    return shortDateYear.format(date);
+  }
+
+  // Every message time gets its exact moment as a tooltip; those beside the
+  // author's name show a relative label (refreshed each minute).
+  function labelTimes(root) {
+    var now = new Date();
+    $$("time.msg__time, time.msg__stamp", root).forEach(function (t) {
+      var when = new Date(t.getAttribute("datetime"));
+      if (isNaN(when)) return;
+      if (!t.title) t.title = exactTime(when);
+      if (t.classList.contains("msg__time")) {
+        var label = relativeTime(when, now);
+        if (t.textContent !== label) t.textContent = label;
+      }
+    });
+  }
 
   function toast(text) {
     var el = $(".toast") || document.body.appendChild(document.createElement("div"));
@@ -248,7 +295,7 @@
     item.dataset.seq = String(m.seq);
     var li = item.parentElement;
     li.parentElement.insertBefore(li, li.parentElement.firstElementChild);
-    if (m.author.id === me || isOpenConversation(conversationId)) return true;
+    if (m.author.id === me || (isOpenConversation(conversationId) && willBeRead())) return true;
     var unread = Number($("[data-unread] [data-n]", item).textContent) || 0;
     var mentions = Number($("[data-mentions] [data-n]", item).textContent) || 0;
     setBadges(item, unread + 1, mentions + (item.dataset.kind === "direct" || mentionsMe(m) ? 1 : 0));
@@ -410,6 +457,7 @@
     }
     $(".msg__author", row).textContent = m.author.name;
     $$("time", row).forEach(function (t) { t.dateTime = row.dataset.time; t.textContent = clock.format(created); });
+    labelTimes(row);
     if (m.reply_to) fillQuote($(".msg__quote", row), m.reply_to);
     if (m.author.id === me) row.classList.add("msg--mine");
     else $$("[data-own]", row).forEach(function (el) { el.remove(); });
@@ -610,9 +658,73 @@
   function markLatestRead() {
     var rows = $$(".msg[data-seq]", chat.log);
     var last = rows[rows.length - 1];
-    if (!last || !chat.latest || document.hidden || !atBottom() || Number(last.dataset.seq) <= chat.readSeq) return;
+    if (!last || !willBeRead() || Number(last.dataset.seq) <= chat.readSeq) return;
     chat.readSeq = Number(last.dataset.seq);
     send({ type: "read", conversation: chat.conversation, message: Number(last.dataset.id) });
+    clearOwnBadges(chat.readSeq);
+  }
+
+  // Whether a message arriving now is read at once (and so never counted unread).
+  function willBeRead() { return chat.latest && !document.hidden && atBottom(); }
+
+  function clearOwnBadges(seq) {
+    var item = sidebarItem(chat.conversation);
+    if (item && (seq === null || seq >= Number(item.dataset.seq))) setBadges(item, 0, 0);
+  }
+
+  function hasUnreadBadge(item) {
+    return !!item && (item.classList.contains("is-unread") || !$("[data-unread]", item).hidden || !$("[data-mentions]", item).hidden);
+  }
+
+  // Esc: the whole conversation is read, wherever one has scrolled to.
+  function markAllRead() {
+    var item = sidebarItem(chat.conversation);
+    var rows = $$(".msg[data-seq]", chat.log);
+    var last = rows[rows.length - 1];
+    var behind = hasUnreadBadge(item) || (!!last && Number(last.dataset.seq) > chat.readSeq);
+    if (!behind) return;
+    if (!isOpen()) { location.href = "/c/" + chat.conversation + "/"; return; } // the page marks it read
+    var frame = { type: "read", conversation: chat.conversation };
+    // The newest message shown, or, on an older slice, everything there is.
+    if (chat.latest && last) frame.message = Number(last.dataset.id);
+    if (last) chat.readSeq = Math.max(chat.readSeq, Number(last.dataset.seq));
+    send(frame);
+    clearOwnBadges(chat.latest ? chat.readSeq : null);
+    toast("Marked as read.");
+  }
+
+  // The conversation's own keys (the help dialog lists them): Esc marks it read,
+  // Up in the empty composer edits one's last message.
+  function setUpShortcuts() {
+    // Capture: decide before other handlers close a menu or picker on the same Esc.
+    document.addEventListener("keydown", function (event) {
+      if (event.key !== "Escape" || event.defaultPrevented || event.isComposing) return;
+      if (event.ctrlKey || event.metaKey || event.altKey || event.shiftKey) return;
+      if ($("dialog[open]") || $(".editor", chat.log) || $("details.picker[open], details.user-menu[open]")) return;
+      if (app.classList.contains("app--nav-open")) return;
+      var target = event.target;
+      var composer = $("[data-composer-input]");
+      if (target && target.closest && target.closest("input, textarea, select, [contenteditable]") && target !== composer) return;
+      var preview = $("[data-reply-preview]");
+      if (target === composer && preview && !preview.hidden && chat.setReply) { chat.setReply(null); return; } // Esc drops the reply first
+      markAllRead();
+    }, true);
+
+    var input = $("[data-composer-input]");
+    if (!input) return;
+    input.addEventListener("keydown", function (event) {
+      if (event.key !== "ArrowUp" || event.shiftKey || event.altKey || event.ctrlKey || event.metaKey || event.isComposing) return;
+      if (input.value !== "") return;
+      var mine = $$(".msg.msg--mine[data-source][data-id]", chat.log);
+      var row = mine[mine.length - 1];
+      if (!row) return;
+      event.preventDefault();
+      var link = $('[data-action="edit"]', row);
+      if (!isOpen()) { if (link) location.href = link.href; return; } // the edit page works without the socket
+      openEditor(row, input);
+      var editor = $(".editor", row);
+      if (editor) editor.scrollIntoView({ block: "nearest" });
+    });
   }
 
   // --- The composer, and actions on messages ------------------------------------
@@ -935,7 +1047,7 @@
     return row;
   }
 
-  function openEditor(row) {
+  function openEditor(row, returnTo) {
     if ($(".editor", row) || !row.dataset.source) return;
     var editor = $("#editor-template").content.firstElementChild.cloneNode(true);
     var body = $("[data-body]", row);
@@ -946,7 +1058,11 @@
     body.after(editor);
     textarea.focus();
     textarea.setSelectionRange(textarea.value.length, textarea.value.length);
-    function close() { editor.remove(); body.hidden = false; }
+    function close() {
+      editor.remove();
+      body.hidden = false;
+      if (returnTo && document.contains(returnTo)) returnTo.focus(); // back to the composer (Up)
+    }
     $("[data-edit-cancel]", editor).addEventListener("click", close);
     textarea.addEventListener("keydown", function (event) {
       if (event.key === "Escape") { event.preventDefault(); close(); }
@@ -1004,6 +1120,7 @@
         if (first && first.matches(".day-divider") && prev && prev.dataset.day === row.dataset.day) first.remove();
       });
       markMyMentions(chat.log);
+      labelTimes(chat.log);
     });
 
     chat.scroller.addEventListener("scroll", function () {
@@ -1046,6 +1163,10 @@
     setUpComposer();
     setUpMessageActions();
     setUpNotifyButton();
+    setUpShortcuts();
+    labelTimes(chat.log);
+    setInterval(function () { labelTimes(chat.log); }, 60000);
+    document.addEventListener("visibilitychange", function () { if (!document.hidden) labelTimes(chat.log); });
   }
   connect();
 })();

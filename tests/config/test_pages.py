@@ -1,12 +1,16 @@
 """Every page comes from Kontor's own server, under a strict Content-Security-Policy."""
 
+import json
 from html.parser import HTMLParser
-from urllib.parse import urlsplit
+from io import BytesIO
+from typing import Any
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
+from PIL import Image
 from pytest_django import DjangoAssertNumQueries
 
 from accounts import roles
@@ -158,3 +162,78 @@ def test_home_page_query_count_is_constant(
     with django_assert_num_queries(queries):
         page = client.get("/")
     assert "People admin" in page.content.decode()
+
+
+# --- Installable app: manifest, icons, colour scheme --------------------------
+
+
+class _Head(HTMLParser):
+    """Collects the <link> and <meta> tags of a page."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[dict[str, str | None]] = []
+        self.metas: list[dict[str, str | None]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "link":
+            self.links.append(dict(attrs))
+        elif tag == "meta":
+            self.metas.append(dict(attrs))
+
+
+def _head(html: str) -> _Head:
+    parser = _Head()
+    parser.feed(html)
+    return parser
+
+
+def _manifest(client: Client) -> dict[str, Any]:
+    response = client.get(f"{settings.STATIC_URL}manifest.webmanifest")
+    assert response.status_code == 200
+    manifest: dict[str, Any] = json.loads(b"".join(response.streaming_content))  # type: ignore[attr-defined]
+    return manifest
+
+
+def test_manifest_describes_an_installable_app(client: Client) -> None:
+    manifest = _manifest(client)
+
+    assert manifest["short_name"] == "Kontor"
+    assert manifest["start_url"] == "/"
+    assert manifest["display"] == "standalone"
+    assert manifest["background_color"].startswith("#")
+    assert manifest["theme_color"].startswith("#")
+    sizes = {(icon["sizes"], icon.get("purpose", "any")) for icon in manifest["icons"]}
+    assert {("192x192", "any"), ("512x512", "any"), ("512x512", "maskable")} <= sizes
+
+
+def test_manifest_icons_are_served_pngs_of_their_size(client: Client) -> None:
+    manifest_url = f"{settings.STATIC_URL}manifest.webmanifest"
+    for icon in _manifest(client)["icons"]:
+        url = urljoin(manifest_url, icon["src"])  # relative to the manifest, as a browser resolves it
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert response["Content-Type"] == "image/png", url
+        with Image.open(BytesIO(b"".join(response.streaming_content))) as image:  # type: ignore[attr-defined]
+            assert f"{image.width}x{image.height}" == icon["sizes"], url
+
+
+def test_manifest_is_served_as_a_web_app_manifest(client: Client) -> None:
+    response = client.get(f"{settings.STATIC_URL}manifest.webmanifest")
+
+    assert response["Content-Type"] == "application/manifest+json"
+
+
+def test_kontor_pages_link_the_manifest_and_both_colour_schemes(pages: list[tuple[str, Client]]) -> None:
+    for path, client in pages:
+        if path.startswith("/admin/"):
+            continue  # Django admin has its own <head> and its own light/dark themes
+        head = _head(client.get(path).content.decode())
+        rels = {link.get("rel"): link.get("href") for link in head.links}
+        assert rels.get("manifest") == f"{settings.STATIC_URL}manifest.webmanifest", path
+        touch_icon = rels.get("apple-touch-icon") or ""
+        assert finders.find(touch_icon.removeprefix(settings.STATIC_URL)) is not None, path
+        metas = [(meta.get("name"), meta.get("content"), meta.get("media")) for meta in head.metas]
+        assert ("color-scheme", "light dark", None) in metas, path
+        theme_media = {media for name, _, media in metas if name == "theme-color"}
+        assert theme_media == {"(prefers-color-scheme: light)", "(prefers-color-scheme: dark)"}, path

@@ -71,6 +71,9 @@ def test_an_external_contact_is_added_and_shown_to_everyone(
     expect(message.locator(".msg__author")).to_contain_text("Jana Novák (external)")
     expect(a.locator("article.msg", has_text="Welcome, Jana")).to_have_count(0)
     screenshot(a, "external-chat-desktop", full_page=False)
+    a.emulate_media(color_scheme="dark")  # the system's dark setting
+    expect(banner).to_be_visible()
+    screenshot(a, "external-chat-dark-desktop", full_page=False)
 
     phone = browser.new_context(base_url=live_server_url, viewport=PHONE)
     b = sign_in(phone, ben)

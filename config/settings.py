@@ -298,6 +298,10 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Kontor] "
+# Sign-ins per address and minute (allauth's default). A whole office behind one
+# NAT address signing in at nine may need more.
+KONTOR_LOGIN_RATE_PER_MINUTE = env_int("KONTOR_LOGIN_RATE_PER_MINUTE", 30, minimum=1)
+ACCOUNT_RATE_LIMITS = {"login": f"{KONTOR_LOGIN_RATE_PER_MINUTE}/m/ip"}
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("KONTOR_COMPANY_NAME", "Kontor")

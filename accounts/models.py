@@ -166,6 +166,11 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.Status.DEACTIVATED
 
     @property
+    def chat_name(self) -> str:
+        """The name chat and mail show: an external contact is marked as such."""
+        return f"{self} (external)" if self.is_external else str(self)
+
+    @property
     def initials(self) -> str:
         if self.erased_at is not None or self.processing_restricted_at is not None:
             return "?"

@@ -327,3 +327,22 @@ def user_anonymise(*, user: User) -> User:
     user.set_unusable_password()
     user.save()
     return user
+
+
+@transaction.atomic
+def external_contact_ensure(*, email: str, name: str = "") -> User:
+    """The external contact with this (clean, lower-case) address, made if new:
+    inactive with an unusable password, so no login path opens for them (a
+    database constraint keeps them inactive). A given name replaces the old one.
+    Raises ``ValidationError`` when the address is a colleague's."""
+    contact = User.objects.filter(email__iexact=email).first()
+    if contact is not None and not contact.is_external:
+        raise ValidationError(f"{email} belongs to a colleague: add them as a member instead.")
+    if contact is None:
+        contact = User(email=email, display_name=name, is_external=True, is_active=False)
+        contact.set_unusable_password()
+        contact.save()
+    elif name and contact.display_name != name:
+        contact.display_name = name
+        contact.save(update_fields=["display_name"])
+    return contact

@@ -54,7 +54,7 @@ def lock_journal() -> None:
 def author_payload(user: Any) -> dict[str, Any]:
     return {
         "id": user.pk,
-        "name": f"{user} (external)" if user.is_external else str(user),
+        "name": user.chat_name,
         "initials": user.initials,
         "left": user.offboarded_at is not None,
         "external": user.is_external,

@@ -25,9 +25,7 @@ PAGE_SIZE = 50
 def person_label(user: User) -> str:
     """A person's name as chat shows it: marked when they have left the company,
     or when they are an external contact."""
-    if user.is_external:
-        return f"{user} (external)"
-    return f"{user} (left the company)" if user.offboarded_at is not None else str(user)
+    return f"{user} (left the company)" if user.offboarded_at is not None else user.chat_name
 
 
 @dataclass

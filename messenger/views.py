@@ -217,7 +217,7 @@ def _chat_data(page: ConversationPage, *, is_latest: bool) -> dict[str, Any]:
         "members": [
             {
                 "id": m.user_id,
-                "name": f"{m.user} (external)" if m.user.is_external else str(m.user),
+                "name": m.user.chat_name,
                 "initials": m.user.initials,
                 "avatar": reverse("accounts:avatar", args=[m.user_id]) if m.user.avatar else "",
             }

@@ -55,10 +55,6 @@ def conversation_title(conversation: Conversation, *, for_user: User) -> str:
     return str(conversation)
 
 
-def author_label(user: User) -> str:
-    return f"{user} (external)" if user.is_external else str(user)
-
-
 def _zone(user: User) -> ZoneInfo:
     try:
         return ZoneInfo(user.time_zone)
@@ -71,10 +67,10 @@ def _entries(messages: list[Message], recipient: User) -> list[dict[str, object]
     return [
         {
             "message": m,
-            "author": author_label(m.author),
+            "author": m.author.chat_name,
             "time": m.created_at.astimezone(zone),
             "url": absolute(m.get_absolute_url()),
-            "files": list(m.attachments.select_related("file").order_by("position")),
+            "files": list(m.attachments.all()),
         }
         for m in messages
     ]
@@ -84,7 +80,7 @@ def _sender(messages: list[Message]) -> str:
     authors = {m.author_id: m.author for m in messages}
     name = settings.KONTOR_COMPANY_NAME
     if len(authors) == 1:
-        name = f"{author_label(next(iter(authors.values())))} via {name}"
+        name = f"{next(iter(authors.values())).chat_name} via {name}"
     return formataddr((name, base_address()))
 
 
@@ -193,7 +189,7 @@ def _headers(conversation_id: int, recipient: User, *, kind: str) -> dict[str, s
 def _attach_files(mail: EmailMultiAlternatives, messages: list[Message]) -> None:
     budget = ATTACH_LIMIT_BYTES
     for message in messages:
-        for attachment in message.attachments.select_related("file").order_by("position"):
+        for attachment in message.attachments.all():
             stored = attachment.file
             if stored.size > budget:
                 continue

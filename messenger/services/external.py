@@ -10,6 +10,7 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models.functions import Now
 
+from accounts import services as accounts_services
 from accounts.models import User
 from messenger.errors import Forbidden, Invalid, NotFound
 from messenger.mail import outgoing
@@ -67,16 +68,10 @@ def external_contact_add(*, actor: User, conversation_id: int, email: str, name:
         raise Forbidden("This conversation does not allow external participants.")
     email = _clean_address(email)
     name = " ".join((name or "").split())[:NAME_MAX]
-    contact = User.objects.filter(email__iexact=email).first()
-    if contact is not None and not contact.is_external:
-        raise Invalid(f"{email} belongs to a colleague: add them as a member instead.")
-    if contact is None:
-        contact = User(email=email, display_name=name, is_external=True, is_active=False)
-        contact.set_unusable_password()
-        contact.save()
-    elif name and contact.display_name != name:
-        User.objects.filter(pk=contact.pk).update(display_name=name)
-        contact.display_name = name
+    try:
+        contact = accounts_services.external_contact_ensure(email=email, name=name)
+    except ValidationError as error:
+        raise Invalid(error.messages[0]) from None
     was_member = Membership.objects.filter(
         conversation=conversation, user=contact, left_at__isnull=True
     ).exists()

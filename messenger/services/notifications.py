@@ -24,11 +24,12 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Prefetch
 from django.utils import timezone
 
 from accounts.models import EmailNotifications, User
 from messenger import presence
-from messenger.models import Conversation, MailNotification, Membership, Message
+from messenger.models import Conversation, MailNotification, Membership, Message, MessageAttachment
 
 logger = logging.getLogger(__name__)
 
@@ -177,7 +178,11 @@ def notifications_claim_due(*, now: datetime | None = None, limit: int = 200) ->
     user_ids = {u for u, _ in due_pairs}
     pending = list(
         MailNotification.objects.filter(sent_at__isnull=True, user_id__in=user_ids)
-        .select_related("user", "conversation", "message__author", "message__reply_to__author")
+        .select_related("user", "conversation", "message__author")
+        # The mail lists each message's files (and attaches them for externals): loaded once here.
+        .prefetch_related(
+            Prefetch("message__attachments", queryset=MessageAttachment.objects.select_related("file"))
+        )
         .order_by("conversation_id", "message__seq")
     )
     memberships = Membership.objects.filter(
@@ -190,8 +195,7 @@ def notifications_claim_due(*, now: datetime | None = None, limit: int = 200) ->
     for notice in pending:
         digest = notice.user.email_notifications == EmailNotifications.DIGEST and not notice.user.is_external
         key = (notice.user_id, 0 if digest else notice.conversation_id)
-        if digest and not any(u == notice.user_id for u, _ in due):
-            continue
+        # Everyone loaded has something due; outside a digest, only in that conversation.
         if not digest and (notice.user_id, notice.conversation_id) not in due:
             continue
         if _still_worth_mailing(notice, read_seq):

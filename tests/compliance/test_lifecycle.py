@@ -10,6 +10,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import User
 from archive import services as files
@@ -113,10 +114,12 @@ def test_a_hold_keeps_records_live_messages_and_files(
     stored = attach(alice)
     old = send(alice, dm, "Under investigation", file_ids=[stored.pk])
     archive_all(dm)
+    today = services.company_day(timezone.now())
     scopes: dict[str, dict[str, Any]] = {
         "conversation": {"conversation": dm},
         "custodian": {"custodian": alice},
-        "dates": {"date_from": date.today() - timedelta(days=1), "date_to": date.today()},
+        # The record's period is in company days (Berlin): near midnight UTC, not date.today().
+        "dates": {"date_from": today - timedelta(days=1), "date_to": today},
     }
     criteria = scopes[scope]
     services.hold_set(actor=auditor, name="Case 8", reason="Regulator", **criteria)

@@ -1,7 +1,7 @@
 """The Celery app: tasks are autodiscovered in every app's ``tasks.py``.
 
 Embedded default: the broker is kombu's filesystem transport, whose folders must
-exist before a worker or a producer touches them. Beat's schedule lives in
+exist before a worker or a producer touches them: both create them. Beat's schedule lives in
 ``CELERY_BEAT_SCHEDULE`` in the settings (the compliance app fills it).
 """
 
@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import import_modules
+from celery.signals import before_task_publish, import_modules
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -30,4 +30,11 @@ def ensure_broker_folders() -> None:
 
 @import_modules.connect
 def _prepare_worker(**_: object) -> None:
+    ensure_broker_folders()
+
+
+@before_task_publish.connect
+def _prepare_producer(**_: object) -> None:
+    """A web process may publish before any worker ran on this data folder
+    (kombu's filesystem transport then fails with FileNotFoundError)."""
     ensure_broker_folders()

@@ -246,6 +246,8 @@ else:
         "store_processed": False,
         "polling_interval": 0.1,
     }
+# One queue per Kontor: two instances (or test runs) sharing a Redis keep their tasks apart.
+CELERY_TASK_DEFAULT_QUEUE = env_str("KONTOR_CELERY_QUEUE", "celery")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -265,6 +267,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "compliance-seal": {"task": "compliance.seal", "schedule": 24 * 3600.0},
     # Daily: recompute every hash, link, seal and copy; mail the contacts on failure.
     "compliance-verify": {"task": "compliance.verify", "schedule": 24 * 3600.0},
+    # Every five minutes: queue again the exports whose task was lost (broker down at the request).
+    "compliance-export-requeue": {"task": "compliance.export_requeue", "schedule": 300.0},
     # Every minute: carry out the offboardings HR scheduled for a later time.
     "accounts-offboard-due": {"task": "accounts.offboard_due", "schedule": 60.0},
     # Every minute: mail missed messages and relay to external contacts (docs/email.md).

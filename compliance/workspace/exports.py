@@ -46,6 +46,7 @@ from django.db import transaction
 from django.db.models import Max, QuerySet
 from django.db.models.functions import Now
 from django.http import Http404, HttpRequest
+from django.utils import timezone
 
 from accounts.models import User
 from archive.models import StoredFile
@@ -238,7 +239,9 @@ def export_request(
         formats=chosen,
     )
     # After commit: the worker must find the row, and a rolled-back request queues nothing.
-    transaction.on_commit(lambda: _queue(export.pk))
+    # robust: a broker that is down must not turn the committed request into an
+    # error page; the row stays queued and ``exports_requeue_stale`` sends it again.
+    transaction.on_commit(lambda: _queue(export.pk), robust=True)
     return export
 
 
@@ -246,6 +249,29 @@ def _queue(export_id: int) -> None:
     from compliance.workspace.tasks import export
 
     export.delay(export_id)
+
+
+# An export still queued this long after its request lost its task (the broker
+# was down at the commit, or dropped the message): it is queued again.
+STALE_QUEUED_AFTER = timedelta(minutes=10)
+
+
+def exports_requeue_stale(*, older_than: timedelta = STALE_QUEUED_AFTER, limit: int = 100) -> list[int]:
+    """Queue the task again for exports still queued after ``older_than``.
+
+    Beat runs it every few minutes. A second message for an export whose first
+    one is merely waiting behind others is harmless: only the run that claims
+    the row builds it (``export_build``). Returns the ids queued again."""
+    cutoff = timezone.now() - older_than
+    stale = list(
+        Export.objects.filter(status=Export.Status.QUEUED, requested_at__lt=cutoff)
+        .order_by("requested_at", "pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    for export_id in stale:
+        logger.warning("Export %s is still queued after %s: queued again", export_id, older_than)
+        _queue(export_id)
+    return stale
 
 
 def exports_for_case(*, case: Case) -> QuerySet[Export]:

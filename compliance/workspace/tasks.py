@@ -20,3 +20,9 @@ def export(export_id: int) -> str:
     """Build one queued export; a duplicate delivery finds it claimed and does nothing."""
     built = exports.export_build(export_id=export_id)
     return built.status if built is not None else "not queued"
+
+
+@shared_task(name="compliance.export_requeue")
+def export_requeue() -> int:
+    """Beat's sweep: exports whose task was lost are queued again."""
+    return len(exports.exports_requeue_stale())

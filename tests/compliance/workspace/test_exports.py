@@ -14,6 +14,7 @@ import sys
 import tracemalloc
 import zipfile
 from collections.abc import Callable
+from datetime import timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -28,6 +29,7 @@ from django.http import Http404
 from django.template.loader import render_to_string
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
@@ -224,6 +226,56 @@ def test_a_request_is_one_audit_event_and_queues_the_task_after_commit(
     assert [e.kind for e in events] == [AuditEvent.Kind.EXPORT_REQUESTED]
     assert events[0].actor == otto and events[0].case == case
     assert events[0].detail["export"] == export.pk
+
+
+def test_a_broker_that_is_down_keeps_the_request_and_the_sweep_queues_it_again(
+    otto: User,
+    otto_client: Client,
+    case: Case,
+    story: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+) -> None:
+    def broker_down(export_id: int) -> None:
+        raise ConnectionRefusedError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(workspace_tasks.export, "delay", broker_down)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = otto_client.post(
+            reverse("compliance:exports", args=[case.pk]),
+            {"kind": "conversation", "conversation": story["group"].pk, "formats": list(exports.FORMATS)},
+        )
+
+    # The auditor sees the request accepted, not an error page; the row waits.
+    assert response.status_code == 302
+    export = Export.objects.get(case=case)
+    assert export.status == Export.Status.QUEUED
+
+    queued: list[int] = []
+    monkeypatch.setattr(workspace_tasks.export, "delay", lambda export_id: queued.append(export_id))
+    assert workspace_tasks.export_requeue() == 0  # a fresh request may just be waiting its turn
+    fresh = request_export(otto, case, story["group"])
+    done = request_export(otto, case, story["group"])
+    Export.objects.filter(pk=done.pk).update(status=Export.Status.DONE)
+    stale = timezone.now() - exports.STALE_QUEUED_AFTER - timedelta(seconds=1)
+    Export.objects.filter(pk__in=[export.pk, done.pk]).update(requested_at=stale)
+
+    assert workspace_tasks.export_requeue() == 1
+    assert queued == [export.pk]  # not the fresh one, not the finished one
+    assert fresh.pk not in queued
+    # The task builds it as if the first message had arrived.
+    built = exports.export_build(export_id=export.pk)
+    assert built is not None and built.status == Export.Status.DONE
+
+
+def test_beat_queues_lost_exports_again_every_five_minutes() -> None:
+    from django.conf import settings
+
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["compliance-export-requeue"]
+    assert (entry["task"], entry["schedule"]) == ("compliance.export_requeue", 300.0)
+    assert "compliance.export_requeue" in app.tasks
 
 
 def test_a_request_names_what_is_wrong_and_writes_nothing(

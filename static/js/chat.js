@@ -111,10 +111,46 @@
 
   // --- The socket -------------------------------------------------------------
 
+  // The connection's state, shown once it has been down for a moment (a
+  // reconnect that takes under two seconds is not worth a flicker).
+  var connection = { el: $("[data-connection]"), timer: 0, shown: false };
+
+  function showConnection(state) {
+    var el = connection.el;
+    if (!el) return;
+    clearTimeout(connection.timer);
+    if (state === "online") {
+      if (!connection.shown) return;
+      connection.shown = false;
+      el.dataset.state = "online";
+      $("[data-connection-text]", el).textContent = "Connected again.";
+      connection.timer = setTimeout(function () { el.hidden = true; }, 2000);
+      return;
+    }
+    var text = state === "offline"
+      ? "You are offline. Messages you write go out when the connection is back."
+      : "Reconnecting… Messages you write go out when the connection is back.";
+    var reveal = function () {
+      connection.shown = true;
+      el.dataset.state = state;
+      $("[data-connection-text]", el).textContent = text;
+      el.hidden = false;
+    };
+    if (connection.shown || state === "offline") reveal(); else connection.timer = setTimeout(reveal, 2000);
+  }
+
+  window.addEventListener("offline", function () { showConnection("offline"); });
+  window.addEventListener("online", function () {
+    // The browser says the network is back: try now instead of waiting out the backoff.
+    if (!socket) { retries = 0; clearTimeout(connect.timer); connect(); }
+    if (!isOpen()) showConnection("reconnecting");
+  });
+
   function connect() {
     socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
     socket.addEventListener("open", function () {
       retries = 0;
+      showConnection("online");
       send({ type: "resume", after: lastEvent });
       // Sends that never got an answer go again: the client_id makes them idempotent.
       pending.forEach(function (entry) { if (!entry.failed) send(entry.frame); });
@@ -125,7 +161,8 @@
       if (event.code === 4401 || event.code === 4403) { location.href = app.dataset.loginUrl; return; }
       // Back off exponentially, with jitter, so a restarted server is not stampeded.
       var delay = Math.min(30000, 1000 * Math.pow(2, retries++)) * (0.5 + Math.random() / 2);
-      setTimeout(connect, delay);
+      showConnection(navigator.onLine === false ? "offline" : "reconnecting");
+      connect.timer = setTimeout(connect, delay);
     });
   }
 

@@ -98,17 +98,22 @@ def test_messages_sent_while_the_network_is_down_arrive_after_the_reconnect(
         a.locator("#composer-body").press("Enter")
         expect(a.locator("article.msg .msg__body", has_text=text)).to_have_count(1)
     expect(a.locator("article.msg:not(.msg--pending)")).to_have_count(4)
-    # Nothing reaches Ben while he is offline.
+    # Nothing reaches Ben while he is offline, and his window says so.
     expect(bodies_b).to_have_text(["Bist du heute im Büro?"])
+    status = b.locator("[data-connection]")
+    expect(status).to_be_visible()
+    expect(status).to_have_text("You are offline. Messages you write go out when the connection is back.")
     screenshot(b, "resume-ben-offline-desktop", full_page=False)
     b.set_viewport_size(PHONE)
     screenshot(b, "resume-ben-offline-phone", full_page=False)
     b.set_viewport_size(DESKTOP)
 
-    # The network comes back: the next retry gets through and resumes.
-    context_b.set_offline(False)
+    # The network comes back: the page retries at once, gets through and resumes.
     network.restore()
+    context_b.set_offline(False)
     expect(bodies_b).to_have_text(["Bist du heute im Büro?", *sent], timeout=RECONNECT_TIMEOUT)
+    expect(status).to_have_text("Connected again.")
+    expect(status).to_be_hidden()
     for text in sent:
         expect(b.locator("article.msg", has_text=text)).to_have_count(1)
     assert b.evaluate("() => window.kontorResumeMarker") == "same page"

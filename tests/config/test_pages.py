@@ -162,6 +162,18 @@ def test_home_page_query_count_is_constant(
     with django_assert_num_queries(queries):
         page = client.get("/")
     assert "People admin" in page.content.decode()
+    assert 'href="/compliance/"' in page.content.decode()  # auditors find their workspace
+
+
+def test_only_auditors_see_the_compliance_archive_in_the_navigation(client: Client) -> None:
+    otto = make_user(email="otto@kontor.example", roles=[roles.AUDITORS])
+    anna = make_user(email="anna@kontor.example")
+
+    client.force_login(otto)
+    assert "Compliance archive" in client.get("/").content.decode()
+    client.force_login(anna)
+    page = client.get("/").content.decode()
+    assert "Compliance archive" not in page and 'href="/compliance/"' not in page
 
 
 # --- Installable app: manifest, icons, colour scheme --------------------------
@@ -226,13 +238,13 @@ def test_manifest_is_served_as_a_web_app_manifest(client: Client) -> None:
 
 def test_kontor_pages_link_the_manifest_and_both_colour_schemes(pages: list[tuple[str, Client]]) -> None:
     for path, client in pages:
-        if path.startswith("/admin/"):
-            continue  # Django admin has its own <head> and its own light/dark themes
         head = _head(client.get(path).content.decode())
         rels = {link.get("rel"): link.get("href") for link in head.links}
         assert rels.get("manifest") == f"{settings.STATIC_URL}manifest.webmanifest", path
         touch_icon = rels.get("apple-touch-icon") or ""
         assert finders.find(touch_icon.removeprefix(settings.STATIC_URL)) is not None, path
+        if path.startswith("/admin/"):
+            continue  # Django admin has its own light/dark themes and colour-scheme handling
         metas = [(meta.get("name"), meta.get("content"), meta.get("media")) for meta in head.metas]
         assert ("color-scheme", "light dark", None) in metas, path
         theme_media = {media for name, _, media in metas if name == "theme-color"}

@@ -7,6 +7,7 @@ never sees superuser-only fields and cannot edit superusers.
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import AdminPasswordChangeForm
@@ -565,6 +566,32 @@ class InvitationAdmin(admin.ModelAdmin):
 
     def save_form(self, request: HttpRequest, form: forms.ModelForm, change: bool) -> Invitation:
         return form.instance  # nothing is saved here; save_model calls the service
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        # A sent invitation cannot be edited, so there is nothing to "continue editing".
+        extra_context = {**(extra_context or {}), "show_save_and_continue": False}
+        if object_id is None:
+            extra_context["title"] = "Invite someone"
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def response_add(
+        self, request: HttpRequest, obj: Invitation, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        self.message_user(
+            request,
+            f"Invitation sent to {obj.email}. The link works once and expires in "
+            f"{settings.KONTOR_INVITATION_DAYS} days.",
+            messages.SUCCESS,
+        )
+        if "_addanother" in request.POST:
+            return HttpResponseRedirect(request.path)
+        return HttpResponseRedirect(reverse("admin:accounts_invitation_changelist"))
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
         """An invitation has no related objects; the service wrote everything."""

@@ -265,7 +265,8 @@ def invitation_create(
         "inviter": invited_by,
         "days": settings.KONTOR_INVITATION_DAYS,
     }
-    subject = f"You are invited to {settings.KONTOR_COMPANY_NAME} on Kontor"
+    company = settings.KONTOR_COMPANY_NAME
+    subject = f"You are invited to {company}" + ("" if company == "Kontor" else " on Kontor")
     body = render_to_string("accounts/email/invitation.txt", context)
     html = render_to_string("accounts/email/invitation.html", context)
     transaction.on_commit(

@@ -11,6 +11,12 @@ if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/
         echo "    could not install chromium; browser tests will say so" >&2
 fi
 
+# Reactions in the screenshots: without a colour emoji font Chromium draws empty boxes.
+if [ ! -f /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "==> Installing Debian's emoji font for the browser screenshots"
+    apt-get install -y -qq fonts-noto-color-emoji >/dev/null 2>&1 || echo "    could not install fonts-noto-color-emoji" >&2
+fi
+
 if [ ! -x /usr/sbin/dovecot ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "==> Installing Debian's Dovecot for the IMAP tests"
     (apt-get install -y -qq dovecot-imapd >/dev/null 2>&1 ||

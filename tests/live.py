@@ -8,6 +8,7 @@ The server process must see what the test committed, so it gets a
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -61,33 +62,87 @@ def log_tail(path: Path, limit: int = 6000) -> str:
     return text[-limit:] or "(no output)"
 
 
+# The Celery queue of this test process's servers and workers: tasks they queue
+# reach only a worker started here (not another run's on the same Redis or
+# broker folder, nor messages that earlier tests left in ``data/celery``).
+TASK_QUEUE = f"kontor-test-{os.getpid()}"
+
+
+def _server_env(database_url: str, extra_env: dict[str, str] | None) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "KONTOR_DATA_DIR": str(settings.DATA_DIR),
+        "KONTOR_CELERY_QUEUE": TASK_QUEUE,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
+        "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
+    }
+    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    return env
+
+
+def _log_path(name: str) -> Path:
+    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return ARTIFACTS_DIR / f"{name}{'-' + worker if worker else ''}.log"
+
+
+@contextmanager
+def celery_worker(name: str = "celery-worker", *, extra_env: dict[str, str] | None = None) -> Iterator[Path]:
+    """A Celery worker on the test database, consuming ``TASK_QUEUE`` (what the
+    servers of ``daphne()`` queue); yields its log once it is ready.
+
+    Queue a task for it from the test with ``task.apply_async(args, queue=TASK_QUEUE)``.
+    It is stopped with a cold shutdown: wait for what it runs before leaving."""
+    database_url = database_url_for_server()
+    env = _server_env(database_url, extra_env)
+    log_path = _log_path(name)
+    options = "--pool solo --loglevel INFO --without-gossip --without-mingle --without-heartbeat"
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", *options.split()]
+    command += ["-n", f"{name}-{os.getpid()}@%h"]
+    app_name = f"kontor-test-celery-{os.getpid()}"
+    env["PGAPPNAME"] = app_name
+    with log_path.open("w") as log:
+        log.write(f"$ {' '.join(command)}\n# DATABASE_URL={database_url} queue={TASK_QUEUE}\n")
+        log.flush()
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while " ready." not in log_path.read_text(errors="replace"):
+            if process.poll() is not None:
+                raise ServerFailed(f"the Celery worker exited (log: {log_path}):\n{log_tail(log_path)}")
+            if time.monotonic() > deadline:
+                raise ServerFailed(f"the Celery worker did not start within 60 s (log: {log_path})")
+            time.sleep(0.2)
+        yield log_path
+    finally:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        _wait_for_sessions_to_end(database_url, app_name)
+
+
 @contextmanager
 def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None) -> Iterator[str]:
     """Run daphne on the test database; yields ``http://127.0.0.1:PORT``.
 
     The caller must have the test database set up (and, on pytest, unblocked
     while this reads the connection settings). The server's output goes to
-    ``test-artifacts/<name>.log``.
+    ``test-artifacts/<name>.log``; its tasks go to ``TASK_QUEUE``.
     """
     database_url = database_url_for_server()
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "KONTOR_DATA_DIR": str(settings.DATA_DIR),
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
-        "PYTHONUNBUFFERED": "1",
-        **(extra_env or {}),
-    }
+    env = _server_env(database_url, extra_env)
     # libpq tags the server's PostgreSQL sessions, so teardown can wait for them.
     app_name = f"kontor-test-daphne-{os.getpid()}-{port}"
     env["PGAPPNAME"] = app_name
-    env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-    ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    log_path = ARTIFACTS_DIR / f"{name}{'-' + worker if worker else ''}.log"
+    log_path = _log_path(name)
     command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     with log_path.open("w") as log:
         log.write(f"$ {' '.join(command)}\n# DATABASE_URL={database_url}\n")

@@ -213,3 +213,20 @@
     }
   });
 })();
+
+// The auditor workspace on a phone: its navigation is a strip that scrolls
+// sideways; the page's own entry is brought into view instead of cut off.
+(function () {
+  "use strict";
+  var links = document.querySelector(".ws-nav__links");
+  var current = links && links.querySelector('[aria-current="page"]');
+  if (!current) return;
+  function reveal() {
+    if (links.scrollWidth <= links.clientWidth) return;
+    var offset = current.getBoundingClientRect().left - links.getBoundingClientRect().left;
+    links.scrollLeft += offset - (links.clientWidth - current.offsetWidth) / 2;
+  }
+  reveal();
+  // The strip appears when the window narrows (a phone turned, a window resized).
+  window.matchMedia("(max-width: 900px)").addEventListener("change", reveal);
+})();

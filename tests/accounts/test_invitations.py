@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.test import Client
 from django.utils import timezone
-from pytest_django import DjangoCaptureOnCommitCallbacks
+from pytest_django import DjangoCaptureOnCommitCallbacks, Settings
 
 from accounts import services
 from accounts.models import Invitation, User
@@ -59,6 +59,25 @@ def test_invitation_sends_one_mail_with_a_one_time_link(
     invited = User.objects.get(email="nora.neu@kontor.example")
     assert invited.status == User.Status.INVITED
     assert not invited.has_usable_password()
+
+
+@pytest.mark.parametrize(
+    ("company", "subject"),
+    [
+        ("Kontor", "You are invited to Kontor"),
+        ("Nordhafen Logistik", "You are invited to Nordhafen Logistik on Kontor"),
+    ],
+)
+def test_the_invitation_subject_names_the_company_once(
+    company: str,
+    subject: str,
+    django_capture_on_commit_callbacks: DjangoCaptureOnCommitCallbacks,
+    settings: Settings,
+) -> None:
+    settings.KONTOR_COMPANY_NAME = company
+    _invite(django_capture_on_commit_callbacks)
+
+    assert mail.outbox[-1].subject == subject
 
 
 def test_no_mail_leaves_before_the_transaction_commits(

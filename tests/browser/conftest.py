@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page, Request, Response, ViewportSize, expect
 
-from tests.live import ARTIFACTS_DIR, ServerFailed, daphne
+from tests.live import ARTIFACTS_DIR, ServerFailed, celery_worker, daphne
 
 BROWSER_TESTS_DIR = Path(__file__).resolve().parent
 SCREENSHOTS_DIR = ARTIFACTS_DIR / "screenshots"
@@ -124,6 +124,20 @@ def live_server_url(
         # The journeys sign in far more often than 30 times a minute from one address.
         with daphne("live-server", extra_env={"KONTOR_LOGIN_RATE_PER_MINUTE": "10000"}) as url:
             yield url
+    except ServerFailed as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture
+def live_worker(live_server_url: str) -> Iterator[Path]:
+    """A Celery worker beside the live server, as in the real stack (exports,
+    snapshots); yields its log. Tasks for it: ``apply_async(queue=TASK_QUEUE)``.
+
+    Function-scoped, so request it after the fixtures that empty the database:
+    it stops before they do."""
+    try:
+        with celery_worker("live-worker") as log:
+            yield log
     except ServerFailed as error:
         pytest.fail(str(error), pytrace=False)
 

@@ -22,7 +22,7 @@ from accounts import roles, services
 from accounts.models import OffboardingReport, User
 from messenger import services as chat
 from messenger.models import Conversation
-from tests.browser.conftest import DESKTOP, watch_console
+from tests.browser.conftest import DESKTOP, PHONE, watch_console
 from tests.factories import PASSWORD, make_user
 from tests.guards import ensure_retention_policies, flush_guarded_database
 
@@ -132,6 +132,10 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     h.locator("#id_hold").check()
     h.locator("#id_hold_reason").fill("Arbeitsgerichtsverfahren 3 Ca 118/26")
     screenshot(h, "offboarding-confirm-hanna-desktop")
+    h.set_viewport_size(PHONE)
+    expect(h.get_by_role("button", name="Offboard Ben Berger")).to_be_visible()
+    screenshot(h, "offboarding-confirm-hanna-phone")
+    h.set_viewport_size(DESKTOP)
     h.get_by_role("button", name="Offboard Ben Berger").click()
 
     # Ben's open chat signs him out by itself.
@@ -150,6 +154,10 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     expect(h.locator("[data-hold]")).to_contain_text("3 Ca 118/26")
     expect(h.locator("[data-hash]")).to_contain_text("matches its content")
     screenshot(h, "offboarding-report-hanna-desktop")
+    h.set_viewport_size(PHONE)
+    expect(h.locator("[data-hash]")).to_be_visible()
+    screenshot(h, "offboarding-report-hanna-phone")
+    h.set_viewport_size(DESKTOP)
     pdf = h.request.get(f"/admin/accounts/offboardingreport/{report.pk}/pdf/")
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.body().startswith(b"%PDF")

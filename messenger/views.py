@@ -109,10 +109,22 @@ def _show_form_errors(request: AuthedRequest, form: forms.Form) -> None:
             messages.error(request, str(error))
 
 
+HOME_RECENT = 6
+
+
 @login_required
 def home(request: AuthedRequest) -> HttpResponse:
-    mfa_enabled = user_has_mfa(user=request.user)
-    return render(request, "messenger/home.html", {"mfa_enabled": mfa_enabled})
+    """What is waiting (unread, most recent first), else the latest conversations,
+    else how to start. The sidebar reuses the same rows: no extra queries."""
+    items = selectors.sidebar_for_user(user=request.user)
+    unread = [item for item in items if (item.unread or item.mentions) and not item.is_muted]
+    context = {
+        "mfa_enabled": user_has_mfa(user=request.user),
+        "sidebar_items": items,
+        "unread_items": unread,
+        "recent_items": [] if unread else items[:HOME_RECENT],
+    }
+    return render(request, "messenger/home.html", context)
 
 
 # --- A conversation ---------------------------------------------------------

@@ -10,7 +10,9 @@ from html.parser import HTMLParser
 
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import User
@@ -220,6 +222,55 @@ def test_outsider_is_not_offered_the_conversation_anywhere(
     page = _page(as_charlie.get(reverse("messenger:home")))
 
     assert "project" not in page
+
+
+# --- Home: what is waiting, or how to start ----------------------------------
+
+
+def _home_sections(page: str) -> set[str]:
+    return {name for name in ("data-home-unread", "data-home-recent", "data-home-start") if name in page}
+
+
+def test_home_tells_a_newcomer_how_to_start(as_charlie: Client) -> None:
+    page = _page(as_charlie.get(reverse("messenger:home")))
+
+    assert _home_sections(page) == {"data-home-start"}
+    for action in ("Message a colleague", "Join your channels", "Start a group"):
+        assert action in page
+    assert f'href="{reverse("messenger:people")}"' in page
+
+
+def test_home_lists_what_is_waiting_and_then_says_all_caught_up(
+    as_bob: Client, bob: User, alice: User, channel: Conversation, message: Message
+) -> None:
+    services.message_send(actor=alice, conversation_id=channel.pk, body=f"@{bob.handle} can you check?")
+
+    page = _page(as_bob.get(reverse("messenger:home")))
+    assert _home_sections(page) == {"data-home-unread"}
+    item = re.search(rf'<a class="home-item"[^>]*data-home-item="{channel.pk}".*?</a>', page, re.S)
+    assert item is not None
+    assert "project" in item.group() and "@1" in item.group() and "2 new" in item.group()
+
+    services.conversation_mark_read(actor=bob, conversation_id=channel.pk)
+    page = _page(as_bob.get(reverse("messenger:home")))
+    assert _home_sections(page) == {"data-home-recent"}
+    assert "all caught up" in page and "Nothing unread." in page
+    assert f'data-home-item="{channel.pk}"' in page
+
+
+def test_home_queries_do_not_grow_with_the_conversations(as_bob: Client, alice: User, bob: User) -> None:
+    def count() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert as_bob.get(reverse("messenger:home")).status_code == 200
+        return len(captured)
+
+    services.channel_create(actor=alice, name="first", member_ids=[bob.pk])
+    as_bob.get(reverse("messenger:home"))  # warm: session, content types
+    few = count()
+    for n in range(8):
+        room = services.channel_create(actor=alice, name=f"room-{n}", member_ids=[bob.pk])
+        services.message_send(actor=alice, conversation_id=room.pk, body=f"Nachricht {n}")
+    assert count() == few
 
 
 # --- Sending, editing, deleting, reacting without JavaScript -----------------

@@ -370,6 +370,7 @@ class Export(models.Model):
     file_key = models.CharField(max_length=300, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     sha256 = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True, help_text="When a worker claimed it.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

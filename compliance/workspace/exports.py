@@ -43,7 +43,7 @@ from django.core.exceptions import ValidationError
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.db.models.functions import Now
 from django.http import Http404, HttpRequest
 from django.utils import timezone
@@ -254,22 +254,30 @@ def _queue(export_id: int) -> None:
 # An export still queued this long after its request lost its task (the broker
 # was down at the commit, or dropped the message): it is queued again.
 STALE_QUEUED_AFTER = timedelta(minutes=10)
+# The task's hard time limit: a worker kills a run that takes longer.
+EXPORT_TIME_LIMIT = 6 * 3600
+# Running longer than the limit (and a margin) means its worker died mid-way.
+ABANDONED_AFTER = timedelta(seconds=EXPORT_TIME_LIMIT) + timedelta(minutes=10)
 
 
 def exports_requeue_stale(*, older_than: timedelta = STALE_QUEUED_AFTER, limit: int = 100) -> list[int]:
-    """Queue the task again for exports still queued after ``older_than``.
+    """Queue the task again for exports still queued after ``older_than``, and
+    for those a dead worker left running (``ABANDONED_AFTER``).
 
     Beat runs it every few minutes. A second message for an export whose first
     one is merely waiting behind others is harmless: only the run that claims
     the row builds it (``export_build``). Returns the ids queued again."""
     cutoff = timezone.now() - older_than
     stale = list(
-        Export.objects.filter(status=Export.Status.QUEUED, requested_at__lt=cutoff)
+        Export.objects.filter(
+            Q(status=Export.Status.QUEUED, requested_at__lt=cutoff)
+            | Q(status=Export.Status.RUNNING, started_at__lt=timezone.now() - ABANDONED_AFTER)
+        )
         .order_by("requested_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
     for export_id in stale:
-        logger.warning("Export %s is still queued after %s: queued again", export_id, older_than)
+        logger.warning("Export %s lost its task (queued or abandoned): queued again", export_id)
         _queue(export_id)
     return stale
 
@@ -326,12 +334,20 @@ def export_download(
     return export, handle
 
 
+def _claimable() -> Q:
+    """Queued, or left running by a worker that died: no run lives past the
+    task's hard time limit, so one that started before it was abandoned."""
+    abandoned = timezone.now() - ABANDONED_AFTER
+    return Q(status=Export.Status.QUEUED) | Q(status=Export.Status.RUNNING, started_at__lt=abandoned)
+
+
 def export_build(*, export_id: int) -> Export | None:
     """Build a queued export (the task's one call). A duplicate delivery does
-    nothing: only the run that moves the row from queued to running builds.
+    nothing: only the run that moves the row to running builds. An export whose
+    worker died mid-way (still running past the time limit) is built afresh.
     Returns the export as it ended, or None when there was nothing to do."""
-    claimed = Export.objects.filter(pk=export_id, status=Export.Status.QUEUED).update(
-        status=Export.Status.RUNNING, progress=0, error=""
+    claimed = Export.objects.filter(_claimable(), pk=export_id).update(
+        status=Export.Status.RUNNING, progress=0, error="", started_at=Now()
     )
     if not claimed:
         return None

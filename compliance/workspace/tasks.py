@@ -7,7 +7,7 @@ from compliance.workspace import exports
 
 # Long: a whole conversation with its attachments; the soft limit leaves time
 # to mark the export failed with a clear reason.
-EXPORT_TIME_LIMIT = 6 * 3600
+EXPORT_TIME_LIMIT = exports.EXPORT_TIME_LIMIT
 
 
 @shared_task(

@@ -268,6 +268,31 @@ def test_a_broker_that_is_down_keeps_the_request_and_the_sweep_queues_it_again(
     assert built is not None and built.status == Export.Status.DONE
 
 
+def test_an_export_whose_worker_died_is_built_again_and_a_live_run_is_left_alone(
+    otto: User, case: Case, story: dict[str, Any], _no_worker: list[int]
+) -> None:
+    abandoned = request_export(otto, case, story["group"])
+    running = request_export(otto, case, story["group"])
+    now = timezone.now()
+    # The worker died an hour into the first; the second is two hours into a long run.
+    Export.objects.filter(pk=abandoned.pk).update(
+        status=Export.Status.RUNNING,
+        progress=40,
+        started_at=now - exports.ABANDONED_AFTER - timedelta(hours=1),
+    )
+    Export.objects.filter(pk=running.pk).update(
+        status=Export.Status.RUNNING, progress=40, started_at=now - timedelta(hours=2)
+    )
+
+    assert workspace_tasks.export_requeue() == 1
+    assert _no_worker == [abandoned.pk]
+    assert exports.export_build(export_id=running.pk) is None  # a redelivery leaves the live run alone
+    built = exports.export_build(export_id=abandoned.pk)
+    assert built is not None and built.status == Export.Status.DONE and built.progress == 100
+    assert built.started_at is not None and built.started_at > now - timedelta(minutes=1)
+    assert exports.export_build(export_id=abandoned.pk) is None  # done: nothing to claim
+
+
 def test_beat_queues_lost_exports_again_every_five_minutes() -> None:
     from django.conf import settings
 

@@ -84,7 +84,10 @@ def exports_page(request: AuditorRequest, case_id: int) -> HttpResponse:
         else:
             export = _request_export(request, case, form) if form.is_valid() else None
         if export is not None:
-            messages.success(request, f"Export {export.pk} is queued; its progress shows below.")
+            messages.success(
+                request,
+                f"Export {export.pk} requested: it is built in the background, its progress shows below.",
+            )
             return redirect("compliance:exports", case.pk)
     titles = dict(conversations)
     rows = [_row(e, titles) for e in exports.exports_for_case(case=case)[:EXPORTS_SHOWN]]

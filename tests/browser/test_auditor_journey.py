@@ -167,7 +167,11 @@ def test_the_auditor_finds_a_deleted_message_reconstructs_and_exports_it(
     for label in ("mbox", "JSON Lines", "PDF transcript"):
         expect(page.get_by_label(label)).to_be_checked()
     page.get_by_role("button", name="Export", exact=True).click()
-    expect(page.get_by_text(re.compile(r"Export \d+ is queued; its progress shows below\."))).to_be_visible()
+    expect(
+        page.get_by_text(
+            re.compile(r"Export \d+ requested: it is built in the background, its progress shows below\.")
+        )
+    ).to_be_visible()
     row = page.locator("tr.ws-export")
     expect(row).to_have_count(1)
     expect(row).to_contain_text("Anna Albers & Ben Berger")

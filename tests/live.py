@@ -119,12 +119,7 @@ def celery_worker(name: str = "celery-worker", *, extra_env: dict[str, str] | No
             time.sleep(0.2)
         yield log_path
     finally:
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process, signal.SIGQUIT)  # a cold shutdown: the worker is idle by now
         _wait_for_sessions_to_end(database_url, app_name)
 
 
@@ -168,13 +163,18 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        _stop(process, signal.SIGTERM)
         _wait_for_sessions_to_end(database_url, app_name)
+
+
+def _stop(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = 15) -> None:
+    """Ask with ``first``, then kill if it has not exited within ``timeout`` seconds."""
+    process.send_signal(first)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def _wait_for_sessions_to_end(database_url: str, app_name: str, timeout: float = 10) -> None:

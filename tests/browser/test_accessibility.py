@@ -144,20 +144,19 @@ def test_sign_in_page(
     context.close()
 
 
-# Pages of the signed-in app: (name, path built from the workspace, what shows when it is ready).
-APP_PAGES = [
-    pytest.param(name, path, ready, frozenset(), id=name)
-    for name, path, ready in [
-        ("home", "/", "[data-sidebar]"),
-        ("conversation", "/c/{dm}/", "article.msg"),
-        ("channel", "/c/{channel}/", "article.msg"),
-        ("conversation-settings", "/c/{channel}/settings/", ".member-list"),
-        ("people", "/people/", "main"),
-        ("channels", "/channels/", ".channel-row"),
-        ("search", "/search/?q=Nordhafen", "main"),
-        ("profile", "/profile/", "main form"),
-    ]
+# The signed-in app's pages: (name, path built from the workspace, what shows when it is ready).
+SIGNED_IN_PAGES = [
+    ("home", "/", "main h2"),
+    ("conversation", "/c/{dm}/", "article.msg"),
+    ("channel", "/c/{channel}/", "article.msg"),
+    ("conversation-settings", "/c/{channel}/settings/", ".member-list"),
+    ("conversation-files", "/c/{channel}/files/", "main"),
+    ("people", "/people/", "main"),
+    ("channels", "/channels/", ".channel-row"),
+    ("search", "/search/?q=Nordhafen", "main"),
+    ("profile", "/profile/", "main form"),
 ]
+APP_PAGES = [pytest.param(name, path, ready, frozenset(), id=name) for name, path, ready in SIGNED_IN_PAGES]
 
 
 @pytest.mark.parametrize(("name", "path", "ready", "known"), APP_PAGES)

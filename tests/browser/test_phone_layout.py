@@ -9,21 +9,16 @@ import pytest
 from playwright.sync_api import Browser, ViewportSize, expect
 
 from tests.browser.conftest import watch_console
-from tests.browser.test_accessibility import Workspace, signed_in, workspace  # noqa: F401 (fixture)
+from tests.browser.test_accessibility import (  # noqa: F401 (workspace: a fixture)
+    SIGNED_IN_PAGES,
+    Workspace,
+    signed_in,
+    workspace,
+)
 
 NARROW: ViewportSize = {"width": 360, "height": 740}
 
-PAGES = [
-    ("home", "/", "main h1, main h2"),
-    ("conversation", "/c/{dm}/", "article.msg"),
-    ("channel", "/c/{channel}/", "article.msg"),
-    ("conversation-settings", "/c/{channel}/settings/", ".member-list"),
-    ("conversation-files", "/c/{channel}/files/", "main"),
-    ("people", "/people/", "main"),
-    ("channels", "/channels/", ".channel-row"),
-    ("search", "/search/?q=Nordhafen", "main"),
-    ("profile", "/profile/", "main form"),
-]
+PAGES = SIGNED_IN_PAGES
 
 # Everything wider than the viewport, or reaching past its right edge.
 OVERFLOW = """() => {

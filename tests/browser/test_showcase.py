@@ -10,17 +10,22 @@ at desktop and phone width and in the dark theme.
 
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+from django.utils import timezone
 from playwright.sync_api import Browser, expect
 
 from accounts.models import User
 from messenger import services as chat
+from messenger.models import Message
 from tests.browser.conftest import DESKTOP, PHONE, watch_console
 from tests.browser.test_chat_journey import sign_in
 from tests.browser.test_offboarding_journey import off_the_loop
 from tests.factories import make_user
 
+BERLIN = ZoneInfo("Europe/Berlin")
 TEAM = [
     ("Katrin Vogel", "Managing Director"),
     ("Jonas Becker", "Head of Sales"),
@@ -33,9 +38,8 @@ TEAM = [
 
 def colleague(name: str, title: str) -> User:
     local = name.lower().replace(" ", ".")
-    return make_user(
-        email=f"{local}.{uuid.uuid4().hex[:4]}@nordlicht.example", display_name=name, job_title=title
-    )
+    email = f"{local}.{uuid.uuid4().hex[:4]}@nordlicht.example"
+    return make_user(email=email, display_name=name, job_title=title, time_zone="Europe/Berlin")
 
 
 def test_a_sales_channel_in_the_afternoon(
@@ -54,7 +58,10 @@ def test_a_sales_channel_in_the_afternoon(
         def say(who: User, body: str, **extra: object) -> int:
             return chat.message_send(actor=who, conversation_id=channel.pk, body=body, **extra).message.pk  # type: ignore[arg-type]
 
-        say(jonas, "Brandt & Söhne want the pilot in September. Can we make that?")
+        opener = say(jonas, "Brandt & Söhne want the pilot in September. Can we make that?")
+        # The thread started yesterday afternoon (in her time zone, Europe/Berlin).
+        yesterday = timezone.localtime(timezone.now(), BERLIN).replace(hour=16, minute=40) - timedelta(days=1)
+        Message.objects.filter(pk=opener).update(created_at=yesterday)
         question = say(
             sofia, "If so, we have to reserve warehouse capacity now. How many units in the first shipment?"
         )
@@ -107,7 +114,10 @@ def test_a_sales_channel_in_the_afternoon(
     j.goto(f"/c/{channel}/")
 
     log = k.locator("[data-log]")
-    expect(log.locator(".day-divider")).to_have_text(["Today"])
+    expect(log.locator(".day-divider")).to_have_text(["Yesterday", "Today"])
+    expect(log.locator("article.msg", has_text="pilot in September").locator(".msg__time")).to_have_text(
+        "Yesterday 16:40"
+    )
     # "New" sits right above the first message after the one she read.
     expect(log.locator("[data-new-divider] + article.msg .msg__body")).to_contain_text("SO-2026-0815")
     mention = log.locator("article.msg.msg--mention")

@@ -11,6 +11,7 @@ import re
 from datetime import datetime, time
 from typing import Any
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.http.response import FileResponse, HttpResponseBase
@@ -148,6 +149,8 @@ def conversation(request: AuditorRequest, case_id: int, conversation_id: int) ->
         # The picker starts at the moment shown (the latest archived one by default).
         "at_value": _picker_value(at or shown.last_at),
         "time_zone": timezone.get_current_timezone_name(),
+        # Records are cut by the company's calendar day, which is not the viewer's.
+        "company_time_zone": settings.KONTOR_TIME_ZONE,
     }
     return render(request, "compliance/conversation.html", context)
 

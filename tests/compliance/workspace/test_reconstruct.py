@@ -344,6 +344,25 @@ def test_the_badge_says_verified_with_the_records_and_hashes(
     assert first.sha256 in page and last.sha256 in page
 
 
+def test_the_records_table_says_its_days_are_the_company_s_not_the_viewer_s(
+    alice: User, dm: Conversation, case: Case, browser: Client, settings: Any
+) -> None:
+    # Fourteen hours ahead of the auditor's UTC: the record's day is often not the
+    # day of its times on the page, and the page says why.
+    settings.KONTOR_TIME_ZONE = "Pacific/Kiritimati"
+    chat.message_send(actor=alice, conversation_id=dm.pk, body="Guten Morgen")
+    record = archive(dm)[0]
+
+    page = browser.get(page_url(case, dm)).content.decode()
+
+    day = record.period_start
+    assert f'<td data-label="Company days" class="ws-nowrap">{day.day} {day:%b %Y}</td>' in page
+    assert (
+        "Company days: the calendar days in the company's time zone (Pacific/Kiritimati) "
+        "whose events the record holds. Times on this page are in UTC."
+    ) in page
+
+
 def test_the_badge_says_broken_when_a_record_was_altered(
     alice: User, bob: User, dm: Conversation, case: Case, browser: Client
 ) -> None:

@@ -13,7 +13,22 @@ from accounts import roles
 from accounts.models import User
 from messenger.models import Conversation
 from messenger.services import direct_open
+from tests import live
 from tests.factories import PASSWORD, make_user
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _tasks_stay_in_the_test_run() -> Iterator[None]:
+    """Tasks a test queues go to this run's own queue, not the default one that
+    ``scripts/run.sh``'s worker consumes on the same data folder (or Redis), where
+    they would name files and exports of a test database long gone."""
+    from config.celery import app
+
+    default_queue = app.conf.task_default_queue
+    app.conf.task_default_queue = live.OWN_QUEUE
+    yield
+    app.conf.task_default_queue = default_queue
+    live.purge_test_queues()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -66,6 +66,31 @@ def log_tail(path: Path, limit: int = 6000) -> str:
 # reach only a worker started here (not another run's on the same Redis or
 # broker folder, nor messages that earlier tests left in ``data/celery``).
 TASK_QUEUE = f"kontor-test-{os.getpid()}"
+# What the test process itself queues (a file's preview after an upload, an export
+# on commit) waits on a queue no worker consumes; ``purge_test_queues`` empties both
+# when the run ends, so nothing is left for the next worker on this data folder or Redis.
+OWN_QUEUE = f"{TASK_QUEUE}-unconsumed"
+
+
+def purge_test_queues() -> int:
+    """Drop the messages still waiting on this test process's queues, and the
+    queues' routing tables (one per queue and run); how many messages."""
+    from config.celery import app, ensure_broker_folders
+
+    ensure_broker_folders()
+    dropped = 0
+    with app.connection_for_write() as conn:
+        channel = conn.default_channel
+        for name in (TASK_QUEUE, OWN_QUEUE):
+            dropped += channel.queue_purge(name) or 0
+            # Each queue has an exchange of its name (Celery's default for a queue).
+            if hasattr(channel, "keyprefix_queue"):  # Redis: a set per exchange
+                channel.client.delete(
+                    channel.keyprefix_queue % name, channel.keyprefix_binding_permanent % name
+                )
+            else:  # the filesystem transport: a file per exchange
+                (Path(settings.CELERY_BROKER_CONTROL_DIR) / f"{name}.exchange").unlink(missing_ok=True)
+    return dropped
 
 
 def _server_env(database_url: str, extra_env: dict[str, str] | None) -> dict[str, str]:

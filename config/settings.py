@@ -237,7 +237,8 @@ if REDIS_URL:
 else:
     # kombu's filesystem transport needs no server; producer and consumer share
     # one folder. Its folders must exist before a worker starts (config.celery).
-    CELERY_BROKER_URL = "filesystem://"
+    # The host means nothing to it; without one kombu warns on every connection.
+    CELERY_BROKER_URL = "filesystem://localhost/"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_DIR),
         "data_folder_out": str(CELERY_BROKER_DIR),

@@ -72,7 +72,7 @@ def test_embedded_default_needs_no_services(tmp_path: Path) -> None:
     assert "journal_mode=WAL" in database["OPTIONS"]["init_command"]
     assert database["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
     assert s["CHANNEL_LAYERS"]["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
-    assert s["CELERY_BROKER_URL"] == "filesystem://"
+    assert s["CELERY_BROKER_URL"] == "filesystem://localhost/"
     assert s["CELERY_BROKER_TRANSPORT_OPTIONS"]["data_folder_in"].startswith(str(tmp_path / "data"))
     assert s["STORAGES"]["default"]["BACKEND"] == "django.core.files.storage.FileSystemStorage"
     assert s["EMAIL_BACKEND"] == "django.core.mail.backends.console.EmailBackend"

@@ -167,7 +167,8 @@ def _log_view(request: AuditorRequest, case: Case, shown: reconstruct.Reconstruc
         title=shown.title,
         at=shown.at.isoformat() if shown.at else "latest",
         records=_range(first.seq if first else None, last.seq if last else None),
-        record_hashes=[first.sha256, last.sha256] if first and last else None,
+        # The hashes of the page's first and last record: one when they are the same.
+        record_hashes=list(dict.fromkeys([first.sha256, last.sha256])) if first and last else None,
         messages=_range(*messages) if messages else None,
         chain=("verified" if chain.ok else f"broken: {chain.problem}") if chain else None,
     )

@@ -41,8 +41,7 @@ def archive_wiped_afterwards(browser_db: None) -> Iterator[None]:
 
 
 def person(name: str, **fields: object) -> User:
-    local = name.split()[0].lower()
-    return make_user(email=f"{local}.{uuid.uuid4().hex[:6]}@kontor.example", display_name=name, **fields)
+    return make_user(email=f"{name.lower().replace(' ', '.')}@kontor.example", display_name=name, **fields)
 
 
 def hr_person(name: str) -> User:
@@ -87,16 +86,14 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     anna, ben = person("Anna Albers"), person("Ben Berger")
     hanna = hr_person("Hanna Hofer")
     assert not hanna.is_superuser
-    sales = services.department_ensure(name=f"Sales {uuid.uuid4().hex[:4]}")
+    sales = services.department_ensure(name="Sales")
     services.department_set_head(department=sales, head=anna)
     services.user_update(user=ben, fields={"department": sales, "job_title": "Key Account Manager"})
 
     def conversations() -> tuple[Conversation, Conversation]:
         dm = chat.direct_open(actor=anna, other_user_id=ben.pk)
         chat.message_send(actor=ben, conversation_id=dm.pk, body="Das Angebot für Nordhafen ist raus.")
-        channel = chat.channel_create(
-            actor=ben, name=f"nordhafen-{uuid.uuid4().hex[:4]}", member_ids=[anna.pk]
-        )
+        channel = chat.channel_create(actor=ben, name="nordhafen", member_ids=[anna.pk])
         return dm, channel
 
     dm, channel = off_the_loop(conversations)

@@ -513,9 +513,24 @@ def test_each_opening_is_exactly_one_audit_event(
     assert first.detail["conversation"] == dm.pk
     assert datetime.fromisoformat(first.detail["at"]) == moment
     assert first.detail["records"] == "1"
-    assert first.detail["record_hashes"] == [records[0].sha256, records[-1].sha256]
+    assert first.detail["record_hashes"] == [records[0].sha256]  # one record, named once
     assert logged[1].detail["at"] == "latest"
     assert logged[2].detail["participant"] == "alice" and logged[2].detail["results"] == 1
+
+
+def test_an_opening_over_several_records_logs_the_first_and_last_hash(
+    alice: User, dm: Conversation, case: Case, browser: Client
+) -> None:
+    chat.message_send(actor=alice, conversation_id=dm.pk, body="eins")
+    first = archive(dm)[0]
+    chat.message_send(actor=alice, conversation_id=dm.pk, body="zwei")
+    last = archive(dm)[-1]
+
+    browser.get(page_url(case, dm))
+
+    (logged,) = views()
+    assert logged.detail["records"] == f"{first.seq} to {last.seq}"
+    assert logged.detail["record_hashes"] == [first.sha256, last.sha256]
 
 
 @pytest.mark.parametrize(

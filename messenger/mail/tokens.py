@@ -18,7 +18,10 @@ from django.conf import settings
 from django.utils.crypto import constant_time_compare
 
 _SALT = b"kontor.mail.reply-address.v1"
-_TOKEN = re.compile(r"^c([0-9a-z]+)u([0-9a-z]+)x([a-z2-7]{26})$")
+# ``c<conversation>u<user>x<mac>``: the numbers are base 36, whose digits include
+# "u", so where the conversation ends is not read off the letters: every split
+# is tried and the MAC says which one is genuine (see ``parse_reply_address``).
+_TOKEN = re.compile(r"^c([0-9a-z]+)x([a-z2-7]{26})$")
 
 
 def _base36(number: int) -> str:
@@ -61,7 +64,7 @@ def parse_reply_address(address: str) -> tuple[int, int] | None:
         return None
     local_part, domain = address.rsplit("@", 1)
     base_local, base_domain = base_address().rsplit("@", 1)
-    if domain != base_domain or "+" not in local_part:
+    if domain != base_domain or "+" not in local_part or len(local_part) > 64:  # RFC 5321's limit
         return None
     local, token = local_part.split("+", 1)
     if local != base_local:
@@ -69,7 +72,15 @@ def parse_reply_address(address: str) -> tuple[int, int] | None:
     match = _TOKEN.match(token)
     if match is None:
         return None
-    conversation_id, user_id = int(match[1], 36), int(match[2], 36)
-    if not constant_time_compare(match[3], _mac(conversation_id, user_id)):
-        return None
-    return conversation_id, user_id
+    numbers, mac = match[1], match[2]
+    found = None
+    for at, letter in enumerate(numbers):
+        if letter != "u" or at == 0 or at == len(numbers) - 1:
+            continue
+        conversation, user = numbers[:at], numbers[at + 1 :]
+        conversation_id, user_id = int(conversation, 36), int(user, 36)
+        if _base36(conversation_id) != conversation or _base36(user_id) != user:
+            continue  # a leading zero: never written so
+        if constant_time_compare(mac, _mac(conversation_id, user_id)):
+            found = (conversation_id, user_id)
+    return found

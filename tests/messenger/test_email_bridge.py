@@ -300,6 +300,24 @@ def test_an_attachment_that_lies_about_its_type_bounces_and_nothing_is_posted(
     assert "An attachment was refused" in bounce.message.get_content()
 
 
+@pytest.mark.parametrize(
+    ("conversation_id", "user_id"),
+    # Base 36 writes 30 as "u", the letter between the two numbers: user 1080 is
+    # "u0", conversation 1085 is "u5"; such replies used to bounce.
+    [(1, 1080), (7, 1115), (1085, 3), (30, 30), (1080, 1080), (38880, 1399710), (1, 10**12)],
+)
+def test_every_reply_address_reads_back_as_its_conversation_and_person(
+    conversation_id: int, user_id: int
+) -> None:
+    address = tokens.reply_address(conversation_id=conversation_id, user_id=user_id)
+
+    assert tokens.parse_reply_address(address) == (conversation_id, user_id)
+    assert tokens.parse_reply_address(address.upper()) == (conversation_id, user_id)  # a folding server
+    local, domain = address.split("@")
+    forged = local[:-1] + ("b" if local.endswith("a") else "a")
+    assert tokens.parse_reply_address(f"{forged}@{domain}") is None
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("case", "expected"),

@@ -230,3 +230,18 @@
   // The strip appears when the window narrows (a phone turned, a window resized).
   window.matchMedia("(max-width: 900px)").addEventListener("change", reveal);
 })();
+
+// The archive search on a phone: once there are results, the filters fold into
+// one line ("Filters  Rabatt Nordhafen  Change") so the results come first; on a
+// wider window they are always open (their summary line is hidden there).
+(function () {
+  "use strict";
+  var panels = document.querySelectorAll("details[data-collapse-narrow]");
+  if (!panels.length) return;
+  var narrow = window.matchMedia("(max-width: 640px)");
+  function fit() {
+    for (var i = 0; i < panels.length; i++) panels[i].open = !narrow.matches;
+  }
+  fit();
+  narrow.addEventListener("change", fit);
+})();

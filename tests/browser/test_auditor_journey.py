@@ -78,6 +78,8 @@ def shoot(page: Page, screenshot: Callable[..., Path], name: str) -> None:
     """Desktop and phone screenshots; at phone width nothing may scroll sideways."""
     for size, width in ((DESKTOP, "desktop"), (PHONE, "phone")):
         page.set_viewport_size(size)
+        # Two frames: what the page does when it narrows (the search filters fold) is laid out.
+        page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
         page.evaluate("window.scrollTo(0, 0)")  # a link to #m… scrolled: the sticky navigation would move
         screenshot(page, f"auditor-{name}-{width}")
         overflow = page.evaluate(
@@ -139,6 +141,23 @@ def test_the_auditor_finds_a_deleted_message_reconstructs_and_exports_it(
     deleted_hit = hits.filter(has=page.locator(".ws-kind--deleted"))
     expect(deleted_hit.locator(".ws-kind")).to_have_text("Deleted (version 2)")
     expect(deleted_hit).to_contain_text("Anna Albers")
+    # On a phone the filters fold into one line once there are results, which come first.
+    page.set_viewport_size(PHONE)
+    refine = page.locator("summary.ws-refine__summary")
+    expect(refine).to_be_visible()
+    expect(refine).to_contain_text("Rabatt Nordhafen")
+    expect(page.get_by_label("Words")).to_be_hidden()
+    results_top = page.get_by_role("heading", name="2 results").bounding_box()
+    # The count and the first hit are on the first screen (below the form they were not).
+    assert results_top is not None and results_top["y"] + 200 < PHONE["height"], results_top
+    refine.click()
+    expect(page.get_by_label("Words")).to_have_value("Rabatt Nordhafen")
+    expect(page.get_by_label("Include edited and deleted versions")).to_be_checked()
+    refine.click()
+    # On a wide window they are open, with no line to fold them.
+    page.set_viewport_size(DESKTOP)
+    expect(page.get_by_label("Words")).to_be_visible()
+    expect(refine).to_be_hidden()
     shoot(page, screenshot, "search-results")
 
     # The conversation as it stood when the message was deleted, from the records.

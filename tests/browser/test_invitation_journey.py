@@ -23,8 +23,8 @@ from playwright.sync_api import Browser, Page, expect
 from accounts import services
 from accounts.models import Invitation, User
 from tests.browser.conftest import DESKTOP, PHONE, watch_console
-from tests.browser.test_chat_journey import sign_in
-from tests.browser.test_offboarding_journey import hr_person, person
+from tests.browser.test_chat_journey import person, sign_in
+from tests.browser.test_offboarding_journey import hr_person
 from tests.live import daphne
 
 if TYPE_CHECKING:

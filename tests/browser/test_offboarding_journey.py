@@ -23,7 +23,8 @@ from accounts.models import OffboardingReport, User
 from messenger import services as chat
 from messenger.models import Conversation
 from tests.browser.conftest import DESKTOP, PHONE, watch_console
-from tests.factories import PASSWORD, make_user
+from tests.browser.test_chat_journey import person
+from tests.factories import PASSWORD
 from tests.guards import ensure_retention_policies, flush_guarded_database
 
 T = TypeVar("T")
@@ -38,10 +39,6 @@ def archive_wiped_afterwards(browser_db: None) -> Iterator[None]:
     ensure_retention_policies()
     yield
     flush_guarded_database()
-
-
-def person(name: str, **fields: object) -> User:
-    return make_user(email=f"{name.lower().replace(' ', '.')}@kontor.example", display_name=name, **fields)
 
 
 def hr_person(name: str) -> User:

@@ -127,6 +127,14 @@ def without_guards(sql: str) -> None:
             cursor.execute(sql)
 
 
+def two_records(author: User, conversation: Conversation) -> tuple[RetentionRecord, RetentionRecord]:
+    """A message archived in one record, then another in the next."""
+    chat.message_send(actor=author, conversation_id=conversation.pk, body="eins")
+    first = archive(conversation)[0]
+    chat.message_send(actor=author, conversation_id=conversation.pk, body="zwei")
+    return first, archive(conversation)[-1]
+
+
 def page_url(case: Case, conversation: Conversation, **params: Any) -> str:
     base = reverse("compliance:conversation", args=[case.pk, conversation.pk])
     return base + ("?" + "&".join(f"{k}={v}" for k, v in params.items()) if params else "")
@@ -332,10 +340,7 @@ def test_records_written_after_the_moment_are_not_read(
 def test_the_badge_says_verified_with_the_records_and_hashes(
     alice: User, dm: Conversation, case: Case, browser: Client
 ) -> None:
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="eins")
-    first = archive(dm)[0]
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="zwei")
-    last = archive(dm)[-1]
+    first, last = two_records(alice, dm)
 
     page = browser.get(page_url(case, dm)).content.decode()
 
@@ -384,10 +389,7 @@ def test_the_badge_says_broken_when_a_record_was_altered(
 def test_a_record_altered_beyond_reading_is_shown_as_unreadable_not_an_error(
     alice: User, dm: Conversation, case: Case, browser: Client
 ) -> None:
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="eins")
-    first = archive(dm)[0]
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="zwei")
-    archive(dm)
+    first, _ = two_records(alice, dm)
     without_guards(
         f"UPDATE compliance_recordcontent SET canonical_json = 'gone' WHERE record_id = {first.pk}"
     )
@@ -521,10 +523,7 @@ def test_each_opening_is_exactly_one_audit_event(
 def test_an_opening_over_several_records_logs_the_first_and_last_hash(
     alice: User, dm: Conversation, case: Case, browser: Client
 ) -> None:
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="eins")
-    first = archive(dm)[0]
-    chat.message_send(actor=alice, conversation_id=dm.pk, body="zwei")
-    last = archive(dm)[-1]
+    first, last = two_records(alice, dm)
 
     browser.get(page_url(case, dm))
 

@@ -29,7 +29,7 @@ from accounts.forms import (
     RestrictProcessingForm,
     SuccessorForm,
 )
-from accounts.models import Department, Invitation, OffboardingReport, ScheduledOffboarding, User
+from accounts.models import Department, Invitation, OffboardingReport, RoleGrant, ScheduledOffboarding, User
 from accounts.report_pdf import report_pdf
 from compliance.lifecycle import DEFAULT_ERASURE_BASIS
 
@@ -80,13 +80,40 @@ class RolesField(forms.MultipleChoiceField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(
-            choices=[(roles.HR, "HR — manages people in admin"), (roles.AUDITORS, "Auditor")],
+            choices=[(name, roles.LABELS[name]) for name in roles.ALL],
             required=False,
+            help_text="Nobody can change their own roles. Only an administrator grants or removes "
+            "the Auditor and Data protection roles; every change is in the audit log.",
             **kwargs,
         )
 
 
-class UserChangeForm(forms.ModelForm):
+class RolesFormMixin(forms.ModelForm):
+    """The roles part of the person forms: the role service's rules are checked
+    while the form is validated, so a refused change saves nothing at all and
+    says why; ``UserAdmin.save_related`` then lets the service make the change."""
+
+    actor: User | None = None  # set by UserAdmin.get_form
+
+    def current_roles(self) -> set[str]:
+        if self.instance.pk is None:
+            return set()
+        return {g.name for g in self.instance.groups.all() if g.name in roles.ALL}
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "roles" in data:
+            before, wanted = self.current_roles(), set(data["roles"])
+            try:
+                services.user_roles_check(
+                    actor=self.actor, user=self.instance, added=wanted - before, removed=before - wanted
+                )
+            except services.RoleChangeRefused as refusal:
+                self.add_error("roles", refusal)
+        return data
+
+
+class UserChangeForm(RolesFormMixin):
     roles = RolesField()
 
     class Meta:
@@ -96,10 +123,10 @@ class UserChangeForm(forms.ModelForm):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["roles"].initial = [g.name for g in self.instance.groups.all()]
+            self.fields["roles"].initial = sorted(self.current_roles())
 
 
-class UserCreationForm(forms.ModelForm):
+class UserCreationForm(RolesFormMixin):
     roles = RolesField()
     password = forms.CharField(
         widget=forms.PasswordInput,
@@ -119,7 +146,7 @@ class UserCreationForm(forms.ModelForm):
         return email
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
+        data = super().clean()
         password = data.get("password")
         if password:
             candidate = User(email=data.get("email", ""), display_name=data.get("display_name", ""))
@@ -148,13 +175,22 @@ class UserAdmin(DjangoUserAdmin):
         "offboarded_by",
         "status_badge",
         "offboarding",
+        "pending_roles",
     ]
     filter_horizontal = ()
-    actions = ["offboard_selected", "reactivate_selected", "restrict_selected"]
+    actions = [
+        "offboard_selected",
+        "reactivate_selected",
+        "restrict_selected",
+        "grant_auditor",
+        "remove_auditor",
+        "grant_data_protection",
+        "remove_data_protection",
+    ]
     fieldsets = (
         (None, {"fields": ["email", "display_name", "status_badge"]}),
         ("Work", {"fields": ["job_title", "department", "phone", "time_zone"]}),
-        ("Roles", {"fields": ["roles"]}),
+        ("Roles", {"fields": ["roles", "pending_roles"]}),
         (
             "History",
             {"fields": ["date_joined", "last_login", "offboarded_at", "offboarded_by", "offboarding"]},
@@ -165,6 +201,25 @@ class UserAdmin(DjangoUserAdmin):
         ("Work", {"fields": ["job_title", "department", "phone", "time_zone"]}),
         ("Roles", {"fields": ["roles"]}),
     )
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The form checks role changes as this person makes them.
+        return type(form.__name__, (form,), {"actor": request.user})
+
+    @admin.display(description="Awaiting confirmation")
+    def pending_roles(self, obj: User) -> str:
+        if obj.pk is None:
+            return "—"
+        grants = obj.role_grants.filter(confirmed_at=None, cancelled_at=None).select_related("requested_by")
+        return (
+            format_html_join(
+                ", ",
+                "{} (granted by {}; another administrator confirms it under “Role grants” under People)",
+                ((g.role, g.requested_by or "a command") for g in grants),
+            )
+            or "—"
+        )
 
     @admin.display(description="Status")
     def status_badge(self, obj: User) -> str:
@@ -463,7 +518,72 @@ class UserAdmin(DjangoUserAdmin):
             obj._state.adding = False
 
     def save_related(self, request: HttpRequest, form: forms.ModelForm, formsets: Any, change: bool) -> None:
-        services.user_set_roles(user=form.instance, role_names=form.cleaned_data.get("roles", []))
+        # Never the form's own m2m save: the role service decides, and records it.
+        change_made = services.user_roles_set(
+            actor=request.user,  # type: ignore[arg-type]
+            user=form.instance,
+            roles=form.cleaned_data.get("roles", []),
+            origin=services.Origin.ADMIN_FORM if change else services.Origin.ADMIN_ADD_FORM,
+        )
+        self._say_pending(request, change_made)
+
+    def _say_pending(self, request: HttpRequest, change: services.RoleChange) -> None:
+        for name in change.pending:
+            self.message_user(
+                request,
+                f"{change.user.email}: the {name} role takes effect when another administrator "
+                "confirms it (“Role grants” under People).",
+                messages.WARNING,
+            )
+
+    # --- Roles in bulk -----------------------------------------------------------
+    # Administrators only; the role service checks each person again and refuses
+    # (with the reason, changing nothing for them) what nobody may do.
+
+    def has_administer_roles_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def _roles_action(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[User],
+        *,
+        add: tuple[str, ...] = (),
+        remove: tuple[str, ...] = (),
+    ) -> None:
+        done = 0
+        for person in queryset:
+            try:
+                change = services.user_roles_set(
+                    actor=request.user,  # type: ignore[arg-type]
+                    user=person,
+                    add=add,
+                    remove=remove,
+                    origin=services.Origin.ADMIN_ACTION,
+                )
+            except ValidationError as refusal:
+                self.message_user(request, f"{person.email}: {' '.join(refusal.messages)}", messages.ERROR)
+                continue
+            done += change.changed
+            self._say_pending(request, change)
+        if done:
+            self.message_user(request, f"Changed the roles of {done} person(s).", messages.SUCCESS)
+
+    @admin.action(description="Grant the Auditor role", permissions=["administer_roles"])
+    def grant_auditor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._roles_action(request, queryset, add=(roles.AUDITORS,))
+
+    @admin.action(description="Remove the Auditor role", permissions=["administer_roles"])
+    def remove_auditor(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._roles_action(request, queryset, remove=(roles.AUDITORS,))
+
+    @admin.action(description="Grant the Data protection role", permissions=["administer_roles"])
+    def grant_data_protection(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._roles_action(request, queryset, add=(roles.DATA_PROTECTION,))
+
+    @admin.action(description="Remove the Data protection role", permissions=["administer_roles"])
+    def remove_data_protection(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        self._roles_action(request, queryset, remove=(roles.DATA_PROTECTION,))
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # People are never deleted: their messages and the archive refer to them.
@@ -769,3 +889,45 @@ class ScheduledOffboardingAdmin(ReadOnlyAdmin):
         for scheduled in queryset:
             offboarding.scheduled_cancel(actor=request.user, scheduled_id=scheduled.pk)  # type: ignore[arg-type]
         self.message_user(request, "Called off (those that had not run yet).", messages.SUCCESS)
+
+
+@admin.register(RoleGrant)
+class RoleGrantAdmin(ReadOnlyAdmin):
+    """Four eyes (``KONTOR_AUDIT_FOUR_EYES``): a new Auditor or Data protection
+    role waits here until a second administrator confirms it. Administrators only."""
+
+    list_display = ["user", "role", "requested_by", "requested_at", "state", "confirmed_by", "cancelled_by"]
+    list_select_related = ["user", "requested_by", "confirmed_by", "cancelled_by"]
+    list_filter = ["role"]
+    search_fields = ["user__email", "user__display_name"]
+    actions = ["confirm", "cancel"]
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def has_administer_roles_permission(self, request: HttpRequest) -> bool:
+        return bool(request.user.is_active and request.user.is_superuser)
+
+    def _settle(self, request: HttpRequest, queryset: QuerySet[RoleGrant], confirm: bool) -> None:
+        settle = services.role_grant_confirm if confirm else services.role_grant_cancel
+        for grant in queryset.select_related("user"):
+            try:
+                settle(actor=request.user, grant=grant, origin=services.Origin.ADMIN_GRANTS)  # type: ignore[arg-type]
+            except ValidationError as refusal:
+                self.message_user(request, f"{grant}: {' '.join(refusal.messages)}", messages.ERROR)
+            else:
+                verb = "confirmed: it is in effect now" if confirm else "cancelled"
+                self.message_user(request, f"{grant}: {verb}.", messages.SUCCESS)
+
+    @admin.action(
+        description="Confirm the selected grants (second administrator)", permissions=["administer_roles"]
+    )
+    def confirm(self, request: HttpRequest, queryset: QuerySet[RoleGrant]) -> None:
+        self._settle(request, queryset, confirm=True)
+
+    @admin.action(description="Cancel the selected grants", permissions=["administer_roles"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet[RoleGrant]) -> None:
+        self._settle(request, queryset, confirm=False)

@@ -340,3 +340,43 @@ class OffboardingReport(models.Model):
     def hash_matches(self) -> bool:
         """True when the stored JSON still hashes to ``sha256``."""
         return hashlib.sha256(self.canonical_json.encode("utf-8")).hexdigest() == self.sha256
+
+
+class RoleGrant(models.Model):
+    """A role an administrator granted that waits for a second administrator.
+
+    With the four-eyes rule (``KONTOR_AUDIT_FOUR_EYES``) a new Auditor or Data
+    protection role takes effect only when another administrator confirms it
+    (``accounts.services.role_grant_confirm``); until then the person has not
+    got it. Removing a role never waits.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="role_grants")
+    role = models.CharField(max_length=40)
+    requested_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    requested_at = models.DateTimeField(default=timezone.now)
+    confirmed_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "role"],
+                condition=models.Q(confirmed_at=None, cancelled_at=None),
+                name="accounts_one_pending_grant_per_role",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} for {self.user}"
+
+    @property
+    def state(self) -> str:
+        if self.confirmed_at is not None:
+            return "confirmed"
+        if self.cancelled_at is not None:
+            return "cancelled"
+        return "pending"

@@ -6,6 +6,15 @@ AUDITORS = "Auditors"
 # viewed and exported what), nothing of the archive itself.
 DATA_PROTECTION = "Data protection"
 ALL = (HR, AUDITORS, DATA_PROTECTION)
+# Roles that open the archive or its audit trail: only an administrator
+# (superuser) grants or removes them, and with KONTOR_AUDIT_FOUR_EYES a second
+# administrator must confirm a new grant before it takes effect.
+ADMIN_ONLY = (AUDITORS, DATA_PROTECTION)
+LABELS = {
+    HR: "HR — manages people in admin",
+    AUDITORS: "Auditor",
+    DATA_PROTECTION: "Data protection — reads the auditors' audit trail",
+}
 
 # What HR may do in admin: manage people, departments and invitations; nothing
 # about archives, and never superuser powers.

@@ -3,14 +3,15 @@
 import io
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import IO
+from typing import IO, Any
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
@@ -18,12 +19,29 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from PIL import Image, ImageOps
 
-from accounts import roles
+from accounts import roles, signals
 from accounts.errors import InvitationInvalid
-from accounts.models import Department, EmailNotifications, Invitation, User
+from accounts.models import Department, EmailNotifications, Invitation, RoleGrant, User
+from accounts.roles import ADMIN_ONLY
+from accounts.roles import ALL as ALL_ROLES
 
 AVATAR_SIZE = 256
 AVATAR_MAX_PIXELS = 40_000_000
+
+
+class RoleChangeRefused(ValidationError):
+    """A role change the actor may not make; nothing was changed."""
+
+
+class Origin:
+    """Where a role change came from, as the audit event names it."""
+
+    ADMIN_FORM = "admin:change_form"
+    ADMIN_ADD_FORM = "admin:add_form"
+    ADMIN_ACTION = "admin:action"
+    ADMIN_GRANTS = "admin:role_grants"
+    SHELL = "shell"
+    COMMAND = "command"
 
 
 @transaction.atomic
@@ -37,8 +55,12 @@ def user_create(
     role_names: Iterable[str] = (),
     is_superuser: bool = False,
     is_active: bool = True,
+    actor: User | None = None,
+    origin: str = Origin.SHELL,
 ) -> User:
-    """Create a person whose address is trusted (HR, an admin or an invitation set it)."""
+    """Create a person whose address is trusted (HR, an admin or an invitation set it).
+
+    Initial roles go through ``user_roles_set`` as ``actor`` gives them."""
     email = email.strip().lower()
     if User.objects.filter(email__iexact=email).exists():
         raise ValidationError({"email": "Someone with this email address already exists."})
@@ -57,7 +79,8 @@ def user_create(
     user.full_clean(exclude=["password"])
     user.save()
     EmailAddress.objects.create(user=user, email=email, verified=True, primary=True)
-    user_set_roles(user=user, role_names=role_names)
+    if role_names:
+        user_roles_set(actor=actor, user=user, roles=role_names, origin=origin)
     return user
 
 
@@ -107,13 +130,97 @@ def department_set_head(*, department: Department, head: User | None) -> Departm
     return department
 
 
-@transaction.atomic
-def user_set_roles(*, user: User, role_names: Iterable[str]) -> None:
-    """Give exactly these roles; HR (and only HR, besides superusers) may use the admin."""
-    wanted = set(role_names)
-    unknown = wanted - set(roles.ALL)
-    if unknown:
-        raise ValidationError(f"Unknown role: {', '.join(sorted(unknown))}.")
+@dataclass(frozen=True)
+class RoleChange:
+    """What one call of the role service did, for the audit log and the caller.
+
+    ``before``/``after`` are the roles the person had (in effect) before and
+    after; ``pending`` the roles granted but waiting for a second
+    administrator (four eyes); ``confirmed``/``cancelled`` name a pending
+    grant that this call settled.
+    """
+
+    user: User
+    actor: User | None
+    origin: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]
+    staff_before: bool
+    staff_after: bool
+    pending: tuple[str, ...] = ()
+    confirmed: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = ()
+
+    @property
+    def added(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.after) - set(self.before)))
+
+    @property
+    def removed(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.before) - set(self.after)))
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after or self.staff_before != self.staff_after
+
+    def detail(self) -> dict[str, Any]:
+        """The audit event's detail: whose roles, before and after, from where."""
+        return {
+            "user": self.user.pk,
+            "email": self.user.email,
+            "origin": self.origin,
+            "before": list(self.before),
+            "after": list(self.after),
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "pending": list(self.pending),
+            "confirmed": list(self.confirmed),
+            "cancelled": list(self.cancelled),
+            "is_staff": {"before": self.staff_before, "after": self.staff_after},
+        }
+
+
+def _role_names(user: User) -> set[str]:
+    return set(user.groups.filter(name__in=roles.ALL).values_list("name", flat=True))
+
+
+def four_eyes() -> bool:
+    return bool(settings.KONTOR_AUDIT_FOUR_EYES)
+
+
+def user_roles_check(*, actor: User | None, user: User, added: Iterable[str], removed: Iterable[str]) -> None:
+    """Refuse (``RoleChangeRefused``) a role change ``actor`` may not make.
+
+    Nobody changes their own roles; only an administrator (superuser) grants or
+    removes the Auditor and Data protection roles or touches an administrator's
+    roles; the HR role is HR's or an administrator's to give. ``actor`` None is
+    the operator's own command (a management command or the shell without a
+    person): it is recorded as such.
+    """
+    added, removed = set(added), set(removed)
+    touched = added | removed
+    if not touched or actor is None:
+        return
+    if user.pk is not None and actor.pk == user.pk:
+        raise RoleChangeRefused(
+            "You cannot change your own roles: another administrator has to. Nothing was changed."
+        )
+    if not actor.is_active:
+        raise RoleChangeRefused("Only an active person can change roles.")
+    if actor.is_superuser:
+        return
+    admin_only = sorted(touched & set(roles.ADMIN_ONLY))
+    if admin_only:
+        names = " and ".join(f"the {roles.LABELS[name].split(' — ')[0]} role" for name in admin_only)
+        raise RoleChangeRefused(f"Only an administrator can grant or remove {names}. Nothing was changed.")
+    if user.is_superuser:
+        raise RoleChangeRefused("Only an administrator can change an administrator's roles.")
+    if not (actor.is_staff and actor.has_role(roles.HR) and actor.has_perm("accounts.change_user")):
+        raise RoleChangeRefused("Only HR or an administrator can change roles.")
+
+
+def _apply(user: User, wanted: set[str]) -> bool:
+    """Give exactly the roles ``wanted``; staff follows HR. The new is_staff."""
     groups = role_groups()
     user.groups.remove(*[g for g in groups if g.name not in wanted])
     user.groups.add(*[g for g in groups if g.name in wanted])
@@ -121,6 +228,149 @@ def user_set_roles(*, user: User, role_names: Iterable[str]) -> None:
     if user.is_staff != is_staff:
         user.is_staff = is_staff
         user.save(update_fields=["is_staff"])
+    return is_staff
+
+
+def _announce(change: RoleChange) -> RoleChange:
+    """Hand the change to the audit log (compliance listens) in this transaction."""
+    if change.changed or change.pending or change.confirmed or change.cancelled:
+        signals.role_changed.send(sender=User, change=change)
+    return change
+
+
+def _require_audit_listener() -> None:
+    if not signals.role_changed.has_listeners(User):
+        raise ImproperlyConfigured(
+            "Role changes must be written to the audit log, but nothing listens to "
+            "accounts.signals.role_changed (is the compliance app installed?)."
+        )
+
+
+@transaction.atomic
+def user_roles_set(
+    *,
+    actor: User | None,
+    user: User,
+    roles: Iterable[str] | None = None,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+    origin: str = Origin.SHELL,
+) -> RoleChange:
+    """The one way to change a person's roles (admin form, admin actions, shell).
+
+    Either ``roles`` (exactly these) or ``add``/``remove``. The actor's right is
+    checked (``user_roles_check``), and with the four-eyes rule a newly granted
+    Auditor or Data protection role becomes a pending ``RoleGrant`` that another
+    administrator confirms. Every change is an audit event with actor, before
+    and after. Refusals raise ``RoleChangeRefused`` and change nothing.
+    """
+    role_names = roles
+    _require_audit_listener()
+    person = User.objects.select_for_update().get(pk=user.pk)
+    before = _role_names(person)
+    wanted = set(role_names) if role_names is not None else (before | set(add)) - set(remove)
+    unknown = wanted - set(ALL_ROLES)
+    if unknown:
+        raise ValidationError(f"Unknown role: {', '.join(sorted(unknown))}.")
+    added, removed = wanted - before, before - wanted
+    user_roles_check(actor=actor, user=person, added=added, removed=removed)
+    pending: set[str] = set()
+    if four_eyes():
+        pending = added & set(ADMIN_ONLY)
+        for name in sorted(pending):
+            already = RoleGrant.objects.filter(user=person, role=name, confirmed_at=None, cancelled_at=None)
+            if not already.exists():
+                RoleGrant.objects.create(user=person, role=name, requested_by=actor)
+        wanted -= pending
+    staff_before = person.is_staff
+    staff_after = _apply(person, wanted)
+    user.is_staff = staff_after
+    return _announce(
+        RoleChange(
+            user=person,
+            actor=actor,
+            origin=origin,
+            before=tuple(sorted(before)),
+            after=tuple(sorted(wanted)),
+            staff_before=staff_before,
+            staff_after=staff_after,
+            pending=tuple(sorted(pending)),
+        )
+    )
+
+
+def user_set_roles(*, user: User, role_names: Iterable[str], actor: User | None = None) -> RoleChange:
+    """Older name of ``user_roles_set`` (exactly these roles), for scripts."""
+    return user_roles_set(actor=actor, user=user, roles=role_names, origin=Origin.SHELL)
+
+
+def _grant_for_update(grant: RoleGrant) -> RoleGrant:
+    locked = RoleGrant.objects.select_for_update().select_related("user", "requested_by").get(pk=grant.pk)
+    if locked.state != "pending":
+        raise RoleChangeRefused(
+            f"This grant of {locked.role} to {locked.user.email} is {locked.state} already."
+        )
+    return locked
+
+
+@transaction.atomic
+def role_grant_confirm(*, actor: User, grant: RoleGrant, origin: str = Origin.SHELL) -> RoleChange:
+    """A second administrator confirms a pending role grant: now it takes effect."""
+    _require_audit_listener()
+    grant = _grant_for_update(grant)
+    if not (actor.is_superuser and actor.is_active):
+        raise RoleChangeRefused("Only an administrator can confirm a role grant.")
+    if actor.pk == grant.user_id:
+        raise RoleChangeRefused("You cannot confirm a role granted to yourself.")
+    if grant.requested_by_id is not None and actor.pk == grant.requested_by_id:
+        raise RoleChangeRefused(
+            "You granted this role yourself: a second administrator has to confirm it (four eyes)."
+        )
+    person = User.objects.select_for_update().get(pk=grant.user_id)
+    before = _role_names(person)
+    staff_before = person.is_staff
+    staff_after = _apply(person, before | {grant.role})
+    grant.confirmed_by = actor
+    grant.confirmed_at = timezone.now()
+    grant.save(update_fields=["confirmed_by", "confirmed_at"])
+    return _announce(
+        RoleChange(
+            user=person,
+            actor=actor,
+            origin=origin,
+            before=tuple(sorted(before)),
+            after=tuple(sorted(before | {grant.role})),
+            staff_before=staff_before,
+            staff_after=staff_after,
+            confirmed=(grant.role,),
+        )
+    )
+
+
+@transaction.atomic
+def role_grant_cancel(*, actor: User, grant: RoleGrant, origin: str = Origin.SHELL) -> RoleChange:
+    """An administrator withdraws a pending grant (their own or another's)."""
+    _require_audit_listener()
+    grant = _grant_for_update(grant)
+    if not (actor.is_superuser and actor.is_active):
+        raise RoleChangeRefused("Only an administrator can cancel a role grant.")
+    grant.cancelled_by = actor
+    grant.cancelled_at = timezone.now()
+    grant.save(update_fields=["cancelled_by", "cancelled_at"])
+    person = grant.user
+    current = tuple(sorted(_role_names(person)))
+    return _announce(
+        RoleChange(
+            user=person,
+            actor=actor,
+            origin=origin,
+            before=current,
+            after=current,
+            staff_before=person.is_staff,
+            staff_after=person.is_staff,
+            cancelled=(grant.role,),
+        )
+    )
 
 
 @transaction.atomic

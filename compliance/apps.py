@@ -6,4 +6,5 @@ class ComplianceConfig(AppConfig):
     verbose_name = "Compliance archive"
 
     def ready(self) -> None:
-        from compliance import checks  # noqa: F401  (registers the system check)
+        # checks registers the system check; receivers audits accounts' role changes.
+        from compliance import checks, receivers  # noqa: F401

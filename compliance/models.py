@@ -407,6 +407,10 @@ class AuditEvent(ImmutableModel):
         AUDIT_LOG_EXPORTED = "audit_log_exported", "Audit log exported"
         OFFBOARDED = "offboarded", "Person offboarded"
         REACTIVATED = "reactivated", "Person reactivated"
+        ROLES_CHANGED = "roles_changed", "Roles changed"
+        ROLE_GRANT_REQUESTED = "role_grant_requested", "Role granted, awaiting a second administrator"
+        ROLE_GRANT_CONFIRMED = "role_grant_confirmed", "Role grant confirmed (four eyes)"
+        ROLE_GRANT_CANCELLED = "role_grant_cancelled", "Role grant cancelled"
 
     kind = models.CharField(max_length=30, choices=Kind.choices)
     actor = models.ForeignKey(

@@ -144,6 +144,7 @@ class Command(BaseCommand):
                     job_title=title,
                     department=departments[department],
                     role_names=role_names,
+                    origin=services.Origin.COMMAND,
                 )
                 created.append(user)
             dept = departments[department]

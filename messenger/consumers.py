@@ -9,9 +9,21 @@ Channels dispatches one message at a time per consumer, so while a frame is
 being handled (a resume reading the journal, say), group messages wait in the
 queue; they are de-duplicated by event id afterwards, so a resume followed by
 the live stream has no gap and no duplicate.
+
+The live stream alone promises nothing: events of two server processes reach a
+socket out of id order, and a channel layer drops what does not fit or expires.
+So after a resume the socket keeps a *mark*: every event up to it that the
+person may see has been sent on this socket, checked against the journal. About
+a second after live events arrive (and every ``SYNC_SWEEP`` seconds regardless)
+it checks the journal from its mark on, sends what the stream missed, moves the
+mark and tells the client (``synced``). The client resumes from the mark, never
+from the highest id it saw (docs/protocol.md, "Resuming").
 """
 
+import asyncio
+import contextlib
 import json
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -26,6 +38,8 @@ from messenger import presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.events import conversation_group, event_payload, user_group
 
+logger = logging.getLogger(__name__)
+
 MAX_FRAME_BYTES = 64 * 1024
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FLOODING = 4429
@@ -39,16 +53,38 @@ FLOOD_REFUSALS = 60
 FLOOD_WINDOW = 10.0
 TYPING_INTERVAL = 2.0
 REMEMBERED_EVENTS = 5000
+# After a live event, wait this long for its out-of-order siblings, then check
+# the journal from the mark on. Without live events, check this often anyway
+# (a socket whose events the layer dropped receives nothing to notice it by);
+# the same beat renews the socket's presence entry.
+SYNC_DELAY = 1.0
+SYNC_SWEEP = float(presence.HEARTBEAT)
 
 
-def _socket_start(user: User) -> tuple[set[int], int, set[int], bool]:
+def _socket_start(user: User, socket: str) -> tuple[set[int], int, set[int], bool]:
     conversations, latest, partners = selectors.socket_start(user=user)
-    return conversations, latest, partners, presence.presence_connect(user_id=user.pk)
+    return conversations, latest, partners, presence.presence_connect(user_id=user.pk, socket=socket)
 
 
-def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool]:
-    events, truncated = selectors.events_after(user=user, after=after, limit=settings.KONTOR_RESUME_LIMIT)
-    return [event_payload(e) for e in events], truncated
+def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool, int]:
+    """Every event after ``after`` up to the journal's head, and that head."""
+    head = selectors.latest_event_id()
+    events, truncated = selectors.events_after(
+        user=user, after=after, upto=head, limit=settings.KONTOR_RESUME_LIMIT
+    )
+    return [event_payload(e) for e in events], truncated, head
+
+
+def _sync_frames(
+    user: User, socket: str, after: int, upto: int | None, delivered: set[int]
+) -> tuple[list[dict[str, Any]], bool, int]:
+    """What the live stream missed between the mark and ``upto`` (None: the head)."""
+    if upto is None:
+        presence.presence_heartbeat(user_id=user.pk, socket=socket)
+    check = selectors.journal_check(
+        user=user, after=after, upto=upto, delivered=delivered, limit=settings.KONTOR_RESUME_LIMIT
+    )
+    return [event_payload(e) for e in check.missing], check.truncated, check.upto
 
 
 def _catch_up_frames(user: User, conversation_id: int, after: int) -> list[dict[str, Any]]:
@@ -66,6 +102,17 @@ def _file_ids(frame: dict[str, Any]) -> list[int]:
     ):
         raise FrameError("malformed", '"files" must be a list of file ids (positive integers).')
     return value
+
+
+def _unavailable(client_id: str | None) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "error",
+        "code": "unavailable",
+        "detail": "Kontor could not handle this just now; nothing was stored. Try again.",
+    }
+    if client_id is not None:
+        frame["client_id"] = client_id
+    return frame
 
 
 class FrameError(Exception):
@@ -96,6 +143,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     conversations: set[int]
     # Set by ``account_disabled``: nothing is sent or handled after that frame.
     disabled = False
+    released = False
+    sweeper: asyncio.Task[None] | None = None
+    sync_task: asyncio.Task[None] | None = None
+    mark: int | None = None
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -110,8 +161,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_events: set[int] = set()
         self.sent_order: deque[int] = deque()
         self.joined_groups: set[str] = set()
-        start = await database_sync_to_async(_socket_start)(user)
+        # ``mark`` is set by the first resume: every visible event up to it was sent here.
+        self.sync_upto = 0
+        start = await database_sync_to_async(_socket_start)(user, self.channel_name)
         self.conversations, latest, self.presence_watchers, came_online = start
+        self.sweeper = asyncio.create_task(self._sweep())
         for conversation_id in self.conversations:
             await self._join(conversation_group(conversation_id))
         await self._join(user_group(user.pk))
@@ -121,12 +175,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._presence(online=True)
 
     async def disconnect(self, code: int) -> None:
-        for group in list(getattr(self, "joined_groups", ())):
-            await self.channel_layer.group_discard(group, self.channel_name)
-        if hasattr(self, "user") and await database_sync_to_async(presence.presence_disconnect)(
-            user_id=self.user.pk
-        ):
-            await self._presence(online=False)
+        await self._release()
+
+    async def _release(self) -> None:
+        """Give back what this socket holds: groups, presence, its tasks. Runs
+        once, on every way out (a close, a crash in a handler)."""
+        if self.released or not hasattr(self, "user"):
+            return
+        self.released = True
+        current = asyncio.current_task()
+        for task in (self.sweeper, self.sync_task):
+            if task is not None and task is not current:
+                task.cancel()
+        for group in list(self.joined_groups):
+            with contextlib.suppress(Exception):
+                await self.channel_layer.group_discard(group, self.channel_name)
+        self.joined_groups.clear()
+        went_offline = await database_sync_to_async(presence.presence_disconnect)(
+            user_id=self.user.pk, socket=self.channel_name
+        )
+        if went_offline:
+            with contextlib.suppress(Exception):
+                await self._presence(online=False)
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """A handler that fails unexpectedly must not leave the socket's groups
+        and presence behind: release them, then close (the client reconnects
+        and resumes)."""
+        try:
+            await super().dispatch(message)
+        except Exception:
+            if message.get("type") in ("websocket.connect", "websocket.disconnect"):
+                raise
+            logger.exception(
+                "Socket of user %s failed handling %s", getattr(self, "user", None), message["type"]
+            )
+            await self._release()
+            with contextlib.suppress(Exception):
+                await self.close(code=1011)
 
     async def _join(self, group: str) -> None:
         await self.channel_layer.group_add(group, self.channel_name)
@@ -164,6 +250,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._refuse(error.code, error.detail, client_id)
         except MessengerError as error:
             await self._refuse(error.code, error.detail, client_id)
+        except Exception:
+            # The database or the layer failed us (a restart, a lost connection):
+            # nothing was stored, and the client sends the same frame again.
+            logger.exception("Frame of user %s failed", self.user.pk)
+            await self.send_json(_unavailable(client_id))
 
     def _parse(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
@@ -174,6 +265,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             frame = json.loads(text_data)
         except ValueError:
             raise FrameError("malformed", "The frame is not valid JSON.") from None
+        except RecursionError:
+            # Thousands of nested arrays: no frame of the protocol nests deeper than three.
+            raise FrameError("malformed", "The frame is nested too deeply.") from None
         if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
             raise FrameError("malformed", 'A frame is a JSON object with a "type".')
         return frame
@@ -223,6 +317,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "duplicate": not sent.created,
             }
         )
+        # The event is committed, so is everything before it: the stream owes
+        # this socket all of it, whatever the layer is doing.
+        self._sync_soon(sent.event_id)
 
     async def on_edit(self, frame: dict[str, Any]) -> None:
         await database_sync_to_async(services.message_edit)(
@@ -278,15 +375,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_resume(self, frame: dict[str, Any]) -> None:
         after = _int(frame, "after")
         assert after is not None
-        frames, truncated = await database_sync_to_async(_resume_frames)(self.user, after)
+        frames, truncated, head = await database_sync_to_async(_resume_frames)(self.user, after)
         if truncated:
-            await self.send_json(
-                {"type": "resync", "detail": "Too many events were missed; reload the page."}
-            )
+            await self._resync()
             return
         for payload in frames:
             await self._send_event(payload)
-        await self.send_json({"type": "resumed", "after": after, "count": len(frames)})
+        self.mark = max(after, head, self.mark or 0)
+        await self.send_json({"type": "resumed", "after": after, "count": len(frames), "event": self.mark})
+        if self.sent_order and self.sent_order[-1] > self.mark:
+            self._sync_soon(self.sent_order[-1])
+
+    async def _resync(self) -> None:
+        await self.send_json({"type": "resync", "detail": "Too many events were missed; reload the page."})
 
     handlers: dict[str, Callable[["ChatConsumer", dict[str, Any]], Awaitable[None]]] = {
         "ping": on_ping,
@@ -304,13 +405,79 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _send_event(self, payload: dict[str, Any]) -> None:
         event_id = payload["event"]
-        if event_id in self.sent_events:
+        if event_id in self.sent_events or (self.mark is not None and event_id <= self.mark):
             return
         self.sent_events.add(event_id)
         self.sent_order.append(event_id)
         if len(self.sent_order) > REMEMBERED_EVENTS:
             self.sent_events.discard(self.sent_order.popleft())
         await self.send_json(payload)
+        self._sync_soon(event_id)
+
+    # --- The mark: what this socket has certainly delivered ------------------
+
+    def _sync_soon(self, upto: int) -> None:
+        """Check the journal up to ``upto`` in a moment (one check per burst)."""
+        if self.mark is None or upto <= self.mark or self.released:
+            return
+        self.sync_upto = max(self.sync_upto, upto)
+        if self.sync_task is None:
+            self.sync_task = asyncio.create_task(self._sync_later())
+
+    async def _sync_later(self) -> None:
+        try:
+            await asyncio.sleep(SYNC_DELAY)
+            await self._check_journal(self.sync_upto)
+        except Exception:
+            # A database or cache hiccup: the sweep checks again.
+            logger.warning("Journal check of a socket of user %s failed", self.user.pk, exc_info=True)
+            return
+        finally:
+            self.sync_task = None
+        if self.sync_upto > (self.mark or 0):
+            self._sync_soon(self.sync_upto)
+
+    async def _check_journal(self, upto: int | None) -> None:
+        """Send what the stream missed up to ``upto`` (None: the journal's head),
+        then move the mark there and tell the client."""
+        if self.mark is None or self.disabled or self.released:
+            return
+        if upto is not None and upto <= self.mark:
+            return
+        after = self.mark
+        delivered = {e for e in self.sent_events if e > after}
+        missing, truncated, checked = await database_sync_to_async(_sync_frames)(
+            self.user, self.channel_name, after, upto, delivered
+        )
+        if truncated:
+            await self._resync()
+            return
+        if missing:
+            logger.info(
+                "Socket of user %s: %d events came from the journal, not the stream",
+                self.user.pk,
+                len(missing),
+            )
+        for payload in missing:
+            await self._send_event(payload)
+        if self.mark is not None and checked > self.mark:
+            self.mark = checked
+            await self.send_json({"type": "synced", "event": checked})
+
+    async def _sweep(self) -> None:
+        """Every ``SYNC_SWEEP`` seconds: renew presence and check up to the head."""
+        while True:
+            await asyncio.sleep(SYNC_SWEEP)
+            try:
+                if self.mark is None:
+                    await database_sync_to_async(presence.presence_heartbeat)(
+                        user_id=self.user.pk, socket=self.channel_name
+                    )
+                else:
+                    await self._check_journal(None)
+            except Exception:
+                # A database or cache hiccup: the next beat tries again.
+                logger.warning("Sync sweep of a socket of user %s failed", self.user.pk, exc_info=True)
 
     async def journal_event(self, message: dict[str, Any]) -> None:
         payload = message["payload"]

@@ -218,23 +218,64 @@ def conversation_page(
     )
 
 
-def events_after(*, user: User, after: int, limit: int) -> tuple[list[Event], bool]:
-    """Journal events after ``after`` that ``user`` may see, oldest first.
-
-    Visible: events of conversations the person is an active member of, and
-    membership events about the person (so a removed client learns of it).
-    Returns at most ``limit`` events and whether more were left out.
-    """
+def _visible_events(user: User) -> "QuerySet[Event]":
+    """Journal events ``user`` may see: events of conversations the person is an
+    active member of, and membership events about the person (so a removed
+    client learns of it)."""
     mine = Membership.objects.filter(user=user, left_at__isnull=True).values("conversation_id")
-    events = list(
-        Event.objects.filter(Q(conversation_id__in=mine) | Q(subject=user), id__gt=after)
-        .select_related("actor", "subject", "message", "message__author")
-        .prefetch_related(
-            Prefetch("message__mentions", queryset=Mention.objects.only("message_id", "user_id"))
-        )
-        .order_by("id")[: limit + 1]
+    return Event.objects.filter(Q(conversation_id__in=mine) | Q(subject=user))
+
+
+def _with_payload_data(events: "QuerySet[Event]") -> "QuerySet[Event]":
+    return events.select_related("actor", "subject", "message", "message__author").prefetch_related(
+        Prefetch("message__mentions", queryset=Mention.objects.only("message_id", "user_id"))
     )
+
+
+def events_after(*, user: User, after: int, limit: int, upto: int | None = None) -> tuple[list[Event], bool]:
+    """Journal events after ``after`` (and at most ``upto``) that ``user`` may
+    see, oldest first. Returns at most ``limit`` events and whether more were
+    left out."""
+    visible = _visible_events(user).filter(id__gt=after)
+    if upto is not None:
+        visible = visible.filter(id__lte=upto)
+    events = list(_with_payload_data(visible).order_by("id")[: limit + 1])
     return events[:limit], len(events) > limit
+
+
+@dataclass
+class JournalCheck:
+    """What a socket missed of the journal between its mark and ``upto``."""
+
+    missing: list[Event]
+    truncated: bool
+    upto: int
+
+
+def journal_check(
+    *, user: User, after: int, upto: int | None, delivered: "set[int]", limit: int
+) -> JournalCheck:
+    """The events in ``(after, upto]`` that ``user`` may see and that are not in
+    ``delivered`` (the ids a socket has sent). ``upto`` None means the journal's
+    head now.
+
+    Journal ids become visible in commit order (``events.lock_journal``), so
+    once an id is known to be committed, every smaller one is too: after this
+    check every visible event up to ``upto`` has been delivered or is in
+    ``missing``. One small query when nothing is missing (the usual case), a
+    second one for the missing events' content.
+    """
+    if upto is None:
+        upto = latest_event_id()
+    if upto <= after:
+        return JournalCheck(missing=[], truncated=False, upto=after)
+    ids = _visible_events(user).filter(id__gt=after, id__lte=upto).values_list("id", flat=True)
+    lost = sorted(set(ids) - delivered)
+    if not lost:
+        return JournalCheck(missing=[], truncated=False, upto=upto)
+    truncated = len(lost) > limit
+    missing = list(_with_payload_data(Event.objects.filter(id__in=lost[:limit])).order_by("id"))
+    return JournalCheck(missing=missing, truncated=truncated, upto=upto)
 
 
 def conversation_ids_for_user(*, user: User) -> set[int]:

@@ -18,7 +18,11 @@
   if (!app || !("WebSocket" in window)) return;
 
   var me = Number(app.dataset.user);
+  // The resume point: every event up to it has been shown (the page was drawn
+  // from it, or the server said "synced"). Never the highest id seen: an
+  // event of another server process may still be on its way below that.
   var lastEvent = Number(app.dataset.event) || 0;
+  var shownEvents = new Set(); // ids above lastEvent already shown (a replay repeats them)
   var chat = readChat(); // the open conversation, or null on other pages
   var socket = null;
   var retries = 0;
@@ -169,9 +173,22 @@
   function isOpen() { return socket !== null && socket.readyState === WebSocket.OPEN; }
   function send(frame) { return isOpen() && (socket.send(JSON.stringify(frame)), true); }
 
+  function advanceMark(event) {
+    if (!(event > lastEvent)) return;
+    lastEvent = event;
+    shownEvents.forEach(function (id) { if (id <= event) shownEvents.delete(id); });
+  }
+
+  var JOURNAL_FRAMES = { message: 1, message_edited: 1, message_deleted: 1, reaction: 1, membership: 1, conversation: 1 };
+
   function handle(frame) {
-    if (frame.event && frame.event > lastEvent) lastEvent = frame.event;
+    if (JOURNAL_FRAMES[frame.type] && frame.event) {
+      if (frame.event <= lastEvent || shownEvents.has(frame.event)) return; // shown already
+      shownEvents.add(frame.event);
+    }
     switch (frame.type) {
+      case "synced":
+      case "resumed": advanceMark(frame.event); break;
       case "message": onMessage(frame.conversation, frame.message); break;
       case "message_edited":
       case "message_deleted": onMessageChanged(frame.conversation, frame.message); break;
@@ -228,6 +245,11 @@
 
   function onError(frame) {
     var entry = frame.client_id && pending.get(frame.client_id);
+    if (entry && frame.code === "unavailable" && (entry.tries = (entry.tries || 0) + 1) <= 5) {
+      // The server could not store it just now (a restart): the same frame again, a little later.
+      setTimeout(function () { if (pending.has(frame.client_id)) send(entry.frame); }, 1000 * entry.tries);
+      return;
+    }
     if (!entry) { toast(frame.detail); return; }
     entry.failed = true;
     entry.row.classList.add("msg--failed");

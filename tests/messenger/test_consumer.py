@@ -18,7 +18,7 @@ from django.utils import timezone
 from pytest_django import Settings
 
 from accounts.models import User
-from messenger import services
+from messenger import selectors, services
 from messenger.models import Conversation, Event, Membership, Message, Reaction
 from tests.messenger.conftest import Socket, open_socket
 
@@ -595,7 +595,8 @@ def test_events_missed_while_away_arrive_once_in_order(alice: User, bob: User, d
         ids = [f["event"] for f in events]
         assert ids == sorted(ids)
         assert ids[:3] == [sent.event_id for sent in missed]
-        assert replay[-1] == {"type": "resumed", "after": last_seen, "count": 4}
+        # The mark: everything up to the journal's head has been sent.
+        assert replay[-1] == {"type": "resumed", "after": last_seen, "count": 4, "event": ids[-1]}
         assert live["message"]["body"] == "live again"
         assert live["event"] > ids[-1]
         assert await unexpected(b, 0.2) == []
@@ -663,7 +664,8 @@ def test_outsider_cannot_resume_into_a_conversation(
         await settle(c)
         await c.send({"type": "resume", "after": 0})
         frames = await frames_until(c, "resumed")
-        assert frames == [{"type": "resumed", "after": 0, "count": 0}]
+        head = await sync_to_async(selectors.latest_event_id)()
+        assert frames == [{"type": "resumed", "after": 0, "count": 0, "event": head}]
         await c.close()
 
     run(scenario)

@@ -6,6 +6,7 @@ the in-memory layer of the embedded default cannot span processes.
 
 import asyncio
 import json
+import random
 import uuid
 from typing import Any
 
@@ -16,8 +17,11 @@ from django.test import Client
 from websockets.typing import Origin
 
 from accounts.models import User
-from messenger import services
+from messenger import selectors, services
+from messenger.models import Message
+from tests.factories import make_user
 from tests.live import daphne
+from tests.wsclient import Tab
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -118,3 +122,64 @@ def test_300_sockets_connect_at_once_and_all_receive_a_message(alice: User, bob:
 
     with daphne("many-sockets") as server:
         asyncio.run(scenario(server))
+
+
+def test_tabs_dropped_at_random_moments_show_every_event_exactly_once() -> None:
+    """Six colleagues on two server processes; four of them write at once into a
+    channel, a group and direct conversations, while their tabs lose the
+    connection at random moments and come back on either process. Every tab
+    ends up showing every event it may see, once, with nothing left out: its
+    resume point is the server's mark, never an id that overtook a slower one."""
+    rng = random.Random(1607)
+    people = [make_user(email=f"drop{i}@kontor.example", display_name=f"Drop {i}") for i in range(6)]
+    channel = services.channel_create(actor=people[0], name="drops", member_ids=[p.pk for p in people[1:]])
+    group = services.group_create(actor=people[1], name="Three", member_ids=[people[2].pk, people[3].pk])
+    directs = [services.direct_open(actor=people[i], other_user_id=people[i + 1].pk) for i in range(0, 6, 2)]
+    rooms = {p.pk: [channel.pk] for p in people}
+    for member in people[1:4]:
+        rooms[member.pk].append(group.pk)
+    for i, direct in zip(range(0, 6, 2), directs, strict=True):
+        rooms[people[i].pk].append(direct.pk)
+        rooms[people[i + 1].pk].append(direct.pk)
+    cookies = [session_cookie(p) for p in people]
+    start = selectors.latest_event_id()
+
+    async def scenario(servers: list[str]) -> None:
+        tabs = [Tab(servers[i % 2], cookies[i], mark=start) for i in range(len(people))]
+        for tab in tabs:
+            await tab.connect()
+
+        async def write(index: int) -> None:
+            for n in range(20):
+                await tabs[index].send_message(rng.choice(rooms[people[index].pk]), f"{index}-{n}")
+                await asyncio.sleep(rng.uniform(0, 0.08))
+
+        async def drop_now_and_then() -> None:
+            for _ in range(24):
+                await asyncio.sleep(rng.uniform(0.02, 0.25))
+                tab = rng.choice(tabs)
+                await tab.drop()
+                tab.base_url = rng.choice(servers)
+                await tab.connect()
+
+        await asyncio.gather(*(write(i) for i in range(4)), drop_now_and_then())
+        for tab in tabs:
+            await tab.wait_until(lambda tab=tab: not tab.pending, timeout=60, what="every send acknowledged")
+        head = await asyncio.to_thread(selectors.latest_event_id)
+        for tab in tabs:
+            await tab.wait_until(lambda tab=tab: tab.mark >= head, timeout=60, what=f"a mark at {head}")
+
+        for person, tab in zip(people, tabs, strict=True):
+            visible, _ = await asyncio.to_thread(
+                selectors.events_after, user=person, after=start, upto=head, limit=10_000
+            )
+            assert sorted(tab.shown) == [e.id for e in visible], f"{person} missed or repeated events"
+            assert len(tab.shown) == len(set(tab.shown))
+            assert tab.resyncs == 0
+        assert sum(len(tab.acked) for tab in tabs) == 80
+        assert await asyncio.to_thread(Message.objects.filter(body__regex=r"^\d-\d+$").count) == 80
+        for tab in tabs:
+            await tab.close()
+
+    with daphne("drops-a") as server_a, daphne("drops-b") as server_b:
+        asyncio.run(scenario([server_a, server_b]))

@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-Websockets pass the origin check (a foreign, ``null`` or missing Origin gets 403
-at the handshake) and session authentication before any consumer sees them.
+Websockets pass the origin check (config.origins: only the site's own scheme,
+host and port; a foreign, ``null`` or missing Origin gets 403 at the handshake)
+and session authentication before any consumer sees them.
 """
 
 import os
@@ -14,13 +15,13 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from config.origins import SameOriginValidator  # noqa: E402
 from messenger.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

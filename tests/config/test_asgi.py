@@ -31,10 +31,11 @@ def private_cache(settings: Settings) -> None:
 
 
 Headers = list[tuple[bytes, bytes]]
+SOCKET_TIMEOUT = 30
 
 
-def _headers(user: User | None, origin: bytes = b"http://localhost") -> Headers:
-    headers: Headers = [(b"origin", origin), (b"host", b"localhost")]
+def _headers(user: User | None, origin: bytes = b"http://localhost", host: bytes = b"localhost") -> Headers:
+    headers: Headers = [(b"origin", origin), (b"host", host)]
     if user is not None:
         client = Client()
         client.force_login(user)
@@ -48,12 +49,13 @@ def _run(headers: Headers, talk: Callable[[WebsocketCommunicator], Awaitable[Any
 
     async def session() -> Any:
         communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-        connected, detail = await communicator.connect()
+        # Generous deadlines: the handshake reads the session from the database.
+        connected, detail = await communicator.connect(timeout=SOCKET_TIMEOUT)
         if not connected:
             await communicator.disconnect()
             return (False, detail)
         try:
-            hello = await communicator.receive_json_from()
+            hello = await communicator.receive_json_from(timeout=SOCKET_TIMEOUT)
             result = await talk(communicator) if talk is not None else None
             return (True, hello, result)
         finally:
@@ -75,7 +77,7 @@ async def _exchange(communicator: WebsocketCommunicator, **frame: Any) -> dict[s
 async def _next_answer(communicator: WebsocketCommunicator) -> dict[str, Any]:
     """The next frame meant for this socket, skipping presence news (ours included)."""
     while True:
-        frame: dict[str, Any] = await communicator.receive_json_from()
+        frame: dict[str, Any] = await communicator.receive_json_from(timeout=SOCKET_TIMEOUT)
         if frame["type"] != "presence":
             return frame
 
@@ -102,6 +104,81 @@ def test_missing_origin_is_refused(alice: User) -> None:
     connected, _ = _run(headers)
 
     assert connected is False
+
+
+# A server on port 8123 (the tests' daphne processes run on free ports like it).
+SERVER = b"localhost:8123"
+
+
+@refused_before_the_database
+@pytest.mark.parametrize(
+    "origin",
+    [
+        pytest.param(b"http://localhost:9999", id="foreign-port"),
+        pytest.param(b"http://localhost", id="default-port-is-another-port"),
+        pytest.param(b"https://localhost:8123", id="foreign-scheme"),
+        pytest.param(b"http://evil.example:8123", id="foreign-host"),
+        pytest.param(b"http://localhost.evil.example:8123", id="lookalike-host"),
+        pytest.param(b"http://127.0.0.1:8123", id="another-allowed-host"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b"http://localhost:8123/chat/", id="not-an-origin"),
+    ],
+)
+def test_origin_of_another_site_is_refused_at_the_handshake(alice: User, origin: bytes) -> None:
+    # Another web app on the same host name (another port or scheme) must not
+    # read a signed-in colleague's stream through their session cookie.
+    connected, *answer = _run(_headers(alice, origin=origin, host=SERVER))
+
+    assert connected is False
+    assert answer != [CLOSE_UNAUTHENTICATED]  # refused by the origin check, before the session
+
+
+def test_the_pages_own_origin_connects_on_any_port(alice: User) -> None:
+    connected, hello, _ = _run(_headers(alice, origin=b"http://localhost:8123", host=SERVER))
+
+    assert connected is True
+    assert hello["user"] == alice.pk
+
+
+def test_own_origin_on_a_host_outside_allowed_hosts_is_refused(alice: User, settings: Settings) -> None:
+    settings.ALLOWED_HOSTS = ["chat.example.com"]
+
+    intranet = b"intranet.example:8123"
+
+    connected, *_ = _run(_headers(alice, origin=b"http://" + intranet, host=intranet))
+
+    assert connected is False
+
+
+def test_a_csrf_trusted_origin_connects(alice: User, settings: Settings) -> None:
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.kontor.example"]
+
+    results = [
+        _run(_headers(alice, origin=origin, host=SERVER))[0]
+        for origin in (b"https://chat.example.com", b"https://eu.kontor.example", b"http://chat.example.com")
+    ]
+
+    assert results == [True, True, False]
+
+
+def test_the_base_url_origin_connects(alice: User, settings: Settings) -> None:
+    settings.KONTOR_BASE_URL = "https://chat.example.com/"
+
+    connected, *_ = _run(_headers(alice, origin=b"https://chat.example.com:443", host=SERVER))
+
+    assert connected is True
+
+
+def test_https_behind_a_trusted_proxy_connects(alice: User, settings: Settings) -> None:
+    headers = [*_headers(alice, origin=b"https://localhost"), (b"x-forwarded-proto", b"https")]
+
+    settings.SECURE_PROXY_SSL_HEADER = None
+    untrusted = _run(headers)[0]
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    trusted = _run(headers)[0]
+
+    # Only a proxy Django is told to trust (KONTOR_BEHIND_PROXY) may say "https".
+    assert (untrusted, trusted) == (False, True)
 
 
 def test_signed_in_member_connects_and_is_greeted(alice: User) -> None:

@@ -52,7 +52,7 @@ async def open_socket(user: User | None, origin: str = "http://localhost") -> tu
     if user is not None:
         headers = await sync_to_async(session_headers)(user, origin)
     else:
-        headers = [(b"origin", origin.encode())]
+        headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
     communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
     connected, _ = await communicator.connect()
     return connected, Socket(communicator)

@@ -166,7 +166,18 @@ if DATABASE_URL:
             "pool": {
                 "min_size": env_int("DATABASE_POOL_MIN", 2, minimum=1),
                 "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=2),
-                "timeout": 30,
+                # How long a database call waits for a connection before it fails.
+                # A daphne process makes all its calls on one thread: waiting 30 s
+                # (psycopg's default) stalls every socket of the process.
+                "timeout": env_int("DATABASE_POOL_TIMEOUT", 5, minimum=1),
+                # Connections are renewed after this many seconds, and closed when
+                # idle this long (above min_size): a failover or a proxy that drops
+                # old connections is noticed without a failed call.
+                "max_lifetime": env_int("DATABASE_POOL_MAX_LIFETIME", 1800, minimum=60),
+                "max_idle": env_int("DATABASE_POOL_MAX_IDLE", 300, minimum=10),
+                # Each connection is checked before it is handed out
+                # (CONN_HEALTH_CHECKS, above); config/db.py makes the first dead
+                # one found replace all of them at once.
             },
         }
 else:

@@ -3,13 +3,14 @@
 Ben's websocket goes through Playwright (``route_web_socket``), so the test can
 cut it like a dropped network would and refuse his reconnects until the network
 is "back". Anna sends three messages in the meantime. When Ben's socket gets
-through again, chat.js resumes from the last event it saw
-(``{"type": "resume", "after": N}``, docs/protocol.md) and the three messages
-appear once each, in order, on the page he never left.
+through again, chat.js resumes from the last mark the server gave it
+(``{"type": "resume", "after": N}``, docs/protocol.md, "Resuming") and the three
+messages appear once each, in order, on the page he never left.
 """
 
 import json
 import re
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Network:
         self.up = True
         self.open: list[tuple[WebSocketRoute, WebSocketRoute]] = []
         self.connections: list[list[dict[str, object]]] = []  # frames the page sent, per real connection
+        self.received: list[dict[str, object]] = []  # frames the server sent the page
         self.refused = 0
 
     def route(self, ws: WebSocketRoute) -> None:
@@ -44,8 +46,18 @@ class Network:
             frames.append(json.loads(message))
             server.send(message)
 
+        def to_page(message: str | bytes) -> None:
+            self.received.append(json.loads(message))
+            ws.send(message)
+
         ws.on_message(to_server)
+        server.on_message(to_page)
         self.open.append((ws, server))
+
+    def mark(self) -> int:
+        """The last mark the server gave the page (``resumed`` / ``synced``)."""
+        marks = [f["event"] for f in self.received if f.get("type") in ("resumed", "synced")]
+        return int(marks[-1]) if marks else 0  # type: ignore[call-overload]
 
     def drop(self) -> None:
         self.up = False
@@ -82,6 +94,12 @@ def test_messages_sent_while_the_network_is_down_arrive_after_the_reconnect(
     bodies_b = b.locator("article.msg .msg__body")
     expect(bodies_b).to_have_text(["Bist du heute im Büro?"])
     live = len(network.connections)  # the home page's socket, then the conversation's
+    # The server confirms what it delivered (a mark at or past that message) a moment later.
+    first_message = next(f for f in network.received if f.get("type") == "message")
+    deadline = time.monotonic() + 30
+    while network.mark() < first_message["event"]:  # type: ignore[operator]
+        assert time.monotonic() < deadline, "no mark past the live message within 30 s"
+        b.wait_for_timeout(100)
     # A marker on Ben's window: gone if the page reloads or navigates.
     b.evaluate("() => { window.kontorResumeMarker = 'same page'; }")
 
@@ -119,7 +137,7 @@ def test_messages_sent_while_the_network_is_down_arrive_after_the_reconnect(
     assert b.evaluate("() => window.kontorResumeMarker") == "same page"
     assert b.url == conversation_url
 
-    # The reconnect asked for what came after the last event the page had seen.
+    # The reconnect asked for what came after the last mark the server gave the page.
     assert len(network.connections) > live
     first, last = network.connections[live - 1][0], network.connections[-1][0]
     assert first["type"] == "resume" and last["type"] == "resume"

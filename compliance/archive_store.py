@@ -361,6 +361,9 @@ def _folder_put(storage: FileSystemStorage, name: str, source: IO[bytes], sha256
 
 
 def _make_folders(folder: Path, mode: int, root: Path) -> None:
+    # The storage's root may sit in a data folder not made yet (PostgreSQL and a
+    # fresh KONTOR_DATA_DIR): its parents get the default mode, the rest ``mode``.
+    root.parent.mkdir(parents=True, exist_ok=True)
     missing: list[Path] = []
     while not folder.exists():
         missing.append(folder)

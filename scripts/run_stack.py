@@ -59,12 +59,13 @@ def main() -> int:
     print("==> Preparing the database", flush=True)
     manage("migrate", "--no-input", "-v", "0")
     manage("ensure_admin")
-    # The filesystem broker's folders must exist before the worker starts.
+    # The data folder's subfolders (the filesystem broker's, beat's schedule, the
+    # storages') must exist before the worker starts; the worker makes them too.
     subprocess.run(
         [
             PY,
             "-c",
-            "import django; django.setup(); from config.celery import ensure_broker_folders as f; f()",
+            "import django; django.setup(); from config.celery import ensure_data_folders as f; f()",
         ],
         cwd=ROOT,
         check=True,

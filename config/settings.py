@@ -314,10 +314,24 @@ ACCOUNT_UNIQUE_EMAIL = True
 ACCOUNT_EMAIL_VERIFICATION = "mandatory"
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[Kontor] "
-# Sign-ins per address and minute (allauth's default). A whole office behind one
-# NAT address signing in at nine may need more.
+# Sign-in throttling (docs/deployment.md, "Sign-in throttling"). Only failed
+# passwords count towards the failure limits (accounts.adapter), so colleagues
+# behind one NAT address are not stopped by each other's sign-ins:
+# - sign-in attempts per address and minute, whatever their outcome;
+# - failed sign-ins per address and minute, then the address waits;
+# - failed sign-ins for one account from one address per 5 minutes: an attacker
+#   elsewhere locks out only their own address, never the account's owner.
 KONTOR_LOGIN_RATE_PER_MINUTE = env_int("KONTOR_LOGIN_RATE_PER_MINUTE", 30, minimum=1)
-ACCOUNT_RATE_LIMITS = {"login": f"{KONTOR_LOGIN_RATE_PER_MINUTE}/m/ip"}
+KONTOR_LOGIN_FAILURES_PER_MINUTE = env_int("KONTOR_LOGIN_FAILURES_PER_MINUTE", 10, minimum=1)
+KONTOR_LOGIN_ACCOUNT_FAILURES = env_int("KONTOR_LOGIN_ACCOUNT_FAILURES", 5, minimum=1)
+ACCOUNT_RATE_LIMITS = {
+    "login": f"{KONTOR_LOGIN_RATE_PER_MINUTE}/m/ip",
+    "login_failed": f"{KONTOR_LOGIN_FAILURES_PER_MINUTE}/m/ip,{KONTOR_LOGIN_ACCOUNT_FAILURES}/5m/key",
+}
+if env_bool("KONTOR_BEHIND_PROXY", False):
+    # The address these limits count is the client's as the proxy saw it (the
+    # last X-Forwarded-For entry), not the proxy's own, which every sign-in shares.
+    ALLAUTH_TRUSTED_PROXY_COUNT = 1
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if PRODUCTION else "http"
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
 MFA_TOTP_ISSUER = env_str("KONTOR_COMPANY_NAME", "Kontor")

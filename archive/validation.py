@@ -26,6 +26,8 @@ ALLOWED: dict[str, tuple[str, ...]] = {
 }
 MAX_IMAGE_PIXELS = 50_000_000
 NAME_MAX = 200
+# Longer than this after the last dot, it is not an extension but part of the name.
+EXTENSION_MAX = 16
 
 _SIGNATURES: list[tuple[bytes, str]] = [
     (b"%PDF-", "application/pdf"),
@@ -51,9 +53,25 @@ def clean_name(name: str) -> str:
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in name):
         raise FileRefused("bad_name", "A file name cannot contain control characters.")
     if len(name) > NAME_MAX:
+        # Shortened in the middle, as a chat shows a long name: the start and the
+        # extension (which the type check reads) stay, "…" marks the cut.
         stem, dot, ext = name.rpartition(".")
-        name = (stem[: NAME_MAX - len(ext) - 1] + dot + ext) if dot else name[:NAME_MAX]
+        if dot and stem and _extension(name) is not None:
+            name = stem[: NAME_MAX - len(ext) - 2].rstrip() + "…." + ext
+        else:
+            name = name[: NAME_MAX - 1].rstrip() + "…"
     return name.lstrip(".") or "file"
+
+
+def _extension(name: str) -> str | None:
+    """What follows the last dot, lower case; None when there is no dot or that is
+    no extension but part of the name ("Minutes 12.05. budget", a name cut short)."""
+    if "." not in name:
+        return None
+    tail = name.rsplit(".", 1)[1]
+    if len(tail) > EXTENSION_MAX or any(ch.isspace() or ch == "…" for ch in tail):
+        return None
+    return tail.lower()
 
 
 def sniff(path: Path) -> str:
@@ -112,9 +130,9 @@ def check_name_matches(name: str, content_type: str) -> str:
     extensions = ALLOWED[content_type]
     if content_type == "text/plain" and name.lower().endswith(".csv"):
         return "text/csv"
-    if "." not in name:
+    extension = _extension(name)
+    if extension is None:
         return content_type
-    extension = name.rsplit(".", 1)[1].lower()
     if extension not in extensions:
         raise FileRefused(
             "type_mismatch",

@@ -149,6 +149,8 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
         )
         hello = json.loads(await ws.recv())
         assert hello["type"] == "hello", hello
+        # As the page does: resume from where it stands, which starts the socket's mark.
+        await ws.send(json.dumps({"type": "resume", "after": hello["event"]}))
         return ws
 
     started = time.perf_counter()

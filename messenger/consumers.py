@@ -458,6 +458,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 self.user.pk,
                 len(missing),
             )
+            # A restarted Redis forgets group memberships: join again (a no-op
+            # when they are still there), so the stream itself recovers.
+            for group in list(self.joined_groups):
+                await self.channel_layer.group_add(group, self.channel_name)
         for payload in missing:
             await self._send_event(payload)
         if self.mark is not None and checked > self.mark:

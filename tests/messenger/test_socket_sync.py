@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.core.cache import cache
 from django.db import OperationalError
 from pytest_django import Settings
@@ -346,3 +347,28 @@ def test_presence_entries_are_written_per_socket(alice: User) -> None:
     assert not presence.presence_disconnect(user_id=alice.pk, socket="one")  # twice counts once
     assert presence.presence_disconnect(user_id=alice.pk, socket="two")
     assert json.dumps(sorted(presence.online_user_ids([alice.pk]))) == "[]"
+
+
+def test_a_layer_that_forgot_the_socket_s_groups_gets_them_back(
+    alice: User, bob: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restarted Redis forgets who listens to what: once the journal check finds
+    the stream lost something, the socket joins its groups again."""
+    monkeypatch.setattr(consumers, "SYNC_SWEEP", 0.5)
+
+    async def scenario() -> None:
+        b = await connect(bob)
+        seen = Seen()
+        seen.take(await resumed(b, await latest_event_id()))
+        layer = get_channel_layer()
+        layer.groups.clear()  # what a Redis restart does to group memberships
+        first = await message_send(actor=alice, conversation_id=dm.pk, body="into the void")
+        await read_until_synced(b, seen, first.event_id)
+        assert events.conversation_group(dm.pk) in layer.groups
+        # Joined again: the next message travels the live stream to the socket.
+        second = await message_send(actor=alice, conversation_id=dm.pk, body="heard live")
+        frame = await b.receive_type("message", timeout=DEADLINE)
+        assert frame["event"] == second.event_id
+        await b.close()
+
+    run(scenario)

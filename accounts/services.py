@@ -305,7 +305,7 @@ def user_set_roles(*, user: User, role_names: Iterable[str], actor: User | None 
 
 
 def _grant_for_update(grant: RoleGrant) -> RoleGrant:
-    locked = RoleGrant.objects.select_for_update().select_related("user", "requested_by").get(pk=grant.pk)
+    locked = RoleGrant.objects.select_for_update().get(pk=grant.pk)
     if locked.state != "pending":
         raise RoleChangeRefused(
             f"This grant of {locked.role} to {locked.user.email} is {locked.state} already."

@@ -371,6 +371,11 @@ def test_four_eyes_a_new_auditor_waits_for_a_second_administrator(
     assert requested.detail["pending"] == [roles.AUDITORS]
     assert requested.detail["after"] == []
 
+    # Both administrators see it waiting, on the person's page and under Role grants.
+    page = _client(root2).get(_change_url(alice)).content.decode()
+    assert "Auditors (granted by Root Admin;" in page
+    assert str(alice) in _client(root2).get(GRANTS).content.decode()
+
     # The granting administrator cannot confirm it themselves.
     response = _client(root).post(
         GRANTS, {"action": "confirm", "_selected_action": [grant.pk], "index": 0}, follow=True

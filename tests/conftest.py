@@ -47,7 +47,7 @@ def _close_database_pools(django_db_setup: None, django_db_blocker: Any) -> Iter
                 close_pool()
 
 
-def _end_other_sessions(timeout: float = 10) -> None:
+def _end_other_sessions(timeout: float = 30) -> None:
     """End every other session on the PostgreSQL test database.
 
     Threads that ran sync code for async tests keep a pooled connection

@@ -192,17 +192,17 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
         _wait_for_sessions_to_end(database_url, app_name)
 
 
-def _stop(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = 15) -> None:
+def _stop(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = 30) -> None:
     """Ask with ``first``, then kill if it has not exited within ``timeout`` seconds."""
     process.send_signal(first)
     try:
         process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
-        process.wait(timeout=10)
+        process.wait(timeout=30)
 
 
-def _wait_for_sessions_to_end(database_url: str, app_name: str, timeout: float = 10) -> None:
+def _wait_for_sessions_to_end(database_url: str, app_name: str, timeout: float = 30) -> None:
     """PostgreSQL ends a dead client's sessions a moment after it exits; the
     test database cannot be dropped before that."""
     if not database_url.startswith("postgres"):

@@ -86,7 +86,7 @@ class SmtpOutbox:
             self.messages.append(mail)
             self._changed.notify_all()
 
-    def wait_for(self, count: int, timeout: float = 5) -> list[OutboxMail]:
+    def wait_for(self, count: int, timeout: float = 30) -> list[OutboxMail]:
         """The first ``count`` mails, once that many arrived; AssertionError after ``timeout``."""
         with self._changed:
             if not self._changed.wait_for(lambda: len(self.messages) >= count, timeout):

@@ -621,7 +621,7 @@ def test_every_open_socket_of_the_leaver_gets_a_final_frame_and_closes_within_a_
 
         async def until_closed(tab: Socket) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
             frames = []
-            while (output := await tab.communicator.receive_output(timeout=1))["type"] == "websocket.send":
+            while (output := await tab.communicator.receive_output(timeout=30))["type"] == "websocket.send":
                 frames.append(json.loads(output["text"]))
             return frames, output, time.monotonic() - committed
 

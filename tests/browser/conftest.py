@@ -39,9 +39,10 @@ CHROMIUM = Path("/usr/bin/chromium")
 DESKTOP: ViewportSize = {"width": 1366, "height": 860}
 PHONE: ViewportSize = {"width": 390, "height": 844}
 
-# A busy machine (daphne, Chromium, PostgreSQL, xdist workers) can take longer than
-# Playwright's default of 5 s for an assertion to come true.
-expect.set_options(timeout=10_000)
+# A busy machine (daphne, Chromium, PostgreSQL, xdist workers, another suite) can
+# take far longer than Playwright's default of 5 s for an assertion to come true;
+# a passing assertion returns as soon as it holds, so the margin costs nothing.
+expect.set_options(timeout=30_000)
 
 
 def _is_browser_test(item: pytest.Item) -> bool:

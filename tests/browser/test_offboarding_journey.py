@@ -133,7 +133,7 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     h.get_by_role("button", name="Offboard Ben Berger").click()
 
     # Ben's open chat signs him out by itself.
-    expect(b).to_have_url(re.compile(r"/accounts/login/"), timeout=5_000)
+    expect(b).to_have_url(re.compile(r"/accounts/login/"))
     expect(b.locator("#id_login")).to_be_visible()
     screenshot(b, "offboarding-ben-signed-out-desktop", full_page=False)
     b.goto(f"/c/{dm.pk}/")

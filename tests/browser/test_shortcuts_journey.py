@@ -23,6 +23,7 @@ from messenger.models import Conversation, Membership, Message
 from tests.browser.conftest import DESKTOP, watch_console
 from tests.browser.test_chat_journey import sign_in
 from tests.factories import make_user
+from tests.waiting import GENEROUS, wait_until
 
 TOKYO = zoneinfo.ZoneInfo("Asia/Tokyo")
 T = TypeVar("T")
@@ -82,11 +83,10 @@ def test_keyboard_shortcuts_journey(
         expect(page.get_by_role("button", name="Keyboard shortcuts")).to_be_visible()
         if not socket:
             return
-        for _ in range(100):
-            if any('"resumed"' in frame for frame in frames):
-                return
-            page.wait_for_timeout(100)
-        raise AssertionError("the socket did not resume")
+        deadline = time.monotonic() + GENEROUS
+        while not any('"resumed"' in frame for frame in frames):
+            assert time.monotonic() < deadline, "the socket did not resume"
+            page.wait_for_timeout(100)  # lets Playwright deliver the socket's frames
 
     ready(socket=False)  # the home page's socket opened before the listener
 
@@ -196,11 +196,12 @@ def test_keyboard_shortcuts_journey(
     latest = Message.objects.filter(conversation=dm).order_by("-seq").first()
     assert latest is not None
     membership = Membership.objects.get(conversation=dm, user=ben)
-    for _ in range(50):
+
+    def read_up_to_latest() -> bool:
         membership.refresh_from_db()
-        if membership.last_read_seq >= latest.seq:
-            break
-        time.sleep(0.1)
+        return membership.last_read_seq >= latest.seq
+
+    wait_until(read_up_to_latest, message="Esc marked the conversation read")
     assert membership.last_read_seq == latest.seq
     screenshot(page, "shortcuts-read-after-esc-desktop", full_page=False)
 

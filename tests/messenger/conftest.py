@@ -24,10 +24,10 @@ class Socket:
     async def send(self, frame: dict[str, Any] | str) -> None:
         await self.communicator.send_to(text_data=frame if isinstance(frame, str) else json.dumps(frame))
 
-    async def receive(self, timeout: float = 3) -> dict[str, Any]:
+    async def receive(self, timeout: float = 30) -> dict[str, Any]:
         return json.loads(await self.communicator.receive_from(timeout=timeout))
 
-    async def receive_type(self, type_: str, timeout: float = 3) -> dict[str, Any]:
+    async def receive_type(self, type_: str, timeout: float = 30) -> dict[str, Any]:
         """The next frame of this type (others, like presence, are skipped)."""
         while True:
             frame = await self.receive(timeout)
@@ -54,7 +54,8 @@ async def open_socket(user: User | None, origin: str = "http://localhost") -> tu
     else:
         headers = [(b"origin", origin.encode()), (b"host", b"localhost")]
     communicator = WebsocketCommunicator(application, "/ws/", headers=headers)
-    connected, _ = await communicator.connect()
+    # Generous: the handshake reads the session from the database.
+    connected, _ = await communicator.connect(timeout=30)
     return connected, Socket(communicator)
 
 

@@ -426,7 +426,7 @@ def test_a_reply_delivered_by_the_mta_appears_live_for_members(alice: User, bob:
                 client.sendmail("bob@kontor.example", [address_of(bob, channel)], raw)
 
         await asyncio.to_thread(deliver)
-        frame = await socket.receive_type("message", timeout=5)
+        frame = await socket.receive_type("message", timeout=30)
         assert frame["message"]["body"] == "Truck arrives at 14:00."
         assert frame["message"]["author"]["name"] == "Bob Brandt"
         await socket.close()

@@ -8,6 +8,7 @@ transports handing mail over and answering the MTA, not about posting.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -29,6 +30,7 @@ from django.core.management.base import CommandError
 
 from messenger.mail import imap, incoming, lmtp
 from tests.live import REPO_ROOT, free_port
+from tests.waiting import GENEROUS, wait_until
 
 if TYPE_CHECKING:
     # Imported for the types only: imported at run time before pytest loads it as
@@ -269,11 +271,11 @@ class Watcher:
             self.polls.append(result)
             self.polled.notify_all()
 
-    def wait_for_polls(self, count: int, timeout: float = 10) -> None:
+    def wait_for_polls(self, count: int, timeout: float = GENEROUS) -> None:
         with self.polled:
             assert self.polled.wait_for(lambda: len(self.polls) >= count, timeout), self.polls
 
-    def finish(self, timeout: float = 5) -> float:
+    def finish(self, timeout: float = GENEROUS) -> float:
         """Stop the watcher; how long it took to return."""
         started = time.monotonic()
         self.stop.set()
@@ -295,29 +297,88 @@ def watch() -> Iterator[Callable[..., Watcher]]:
     yield start
     for watcher in watchers:
         watcher.stop.set()
-        watcher.thread.join(5)
+        watcher.thread.join(GENEROUS)
+
+
+class ImapRelay:
+    """A TCP relay in front of Dovecot that sees the conversation pass: when a
+    client is idling (Dovecot has answered its IDLE with a continuation), the
+    test knows, instead of sleeping and hoping it got there."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self.listener.getsockname()[1])
+        self.idles = 0  # continuations answering an IDLE, all connections together
+        self.changed = threading.Condition()
+        self._idle_asked = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def wait_for_idles(self, count: int, timeout: float = GENEROUS) -> None:
+        with self.changed:
+            assert self.changed.wait_for(lambda: self.idles >= count, timeout), f"{self.idles} IDLEs"
+
+    def close(self) -> None:
+        self.listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.target, timeout=GENEROUS)
+            except OSError:
+                return
+            server.settimeout(None)
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, from_server: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                with self.changed:
+                    if not from_server and data.upper().endswith(b" IDLE\r\n"):
+                        self._idle_asked = True
+                    elif from_server and self._idle_asked and (data.startswith(b"+") or b"\r\n+" in data):
+                        self._idle_asked = False
+                        self.idles += 1
+                        self.changed.notify_all()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+@pytest.fixture
+def imap_relay(imap_mailbox: ImapMailbox) -> Iterator[ImapRelay]:
+    relay = ImapRelay(imap_mailbox.host, imap_mailbox.port)
+    yield relay
+    relay.close()
 
 
 def test_idle_wakes_the_watcher_when_mail_arrives(
-    imap_mailbox: ImapMailbox, fake: FakeIncoming, watch: Callable[..., Watcher]
+    imap_mailbox: ImapMailbox, imap_relay: ImapRelay, fake: FakeIncoming, watch: Callable[..., Watcher]
 ) -> None:
     imap_mailbox.append(raw_mail("Re: Waiting already"))
-    watcher = watch(idle_timeout=120, poll_interval=120)
+    # Neither the IDLE nor a poll would end on its own during the test: only the
+    # server's push (and then the stop event) can wake the watcher.
+    watcher = watch(port=imap_relay.port, idle_timeout=3600, poll_interval=3600)
     watcher.wait_for_polls(1)
     assert watcher.polls == [imap.PollResult(posted=1)]
     fake.arrived.clear()
-    time.sleep(0.3)  # let it enter IDLE
+    imap_relay.wait_for_idles(1)
 
     raw = raw_mail("Re: Pushed")
-    appended = time.monotonic()
     uid = imap_mailbox.append(raw)
 
-    assert fake.arrived.wait(3), "IDLE did not wake mailbox_watch"
-    assert time.monotonic() - appended < 2
+    assert fake.arrived.wait(GENEROUS), "IDLE did not wake mailbox_watch"
     watcher.wait_for_polls(2)
     assert fake.received[-1] == (raw, None)
     assert "\\Seen" in imap_mailbox.flags(uid)
-    assert watcher.finish() < 2  # a waiting IDLE notices stop within a tick
+    imap_relay.wait_for_idles(2)
+    watcher.finish()  # a waiting IDLE notices the stop event (its own end is an hour away)
 
 
 def test_watcher_without_idle_polls_every_interval(
@@ -328,17 +389,21 @@ def test_watcher_without_idle_polls_every_interval(
     raw = raw_mail()
     imap_mailbox.append(raw)
 
-    assert fake.arrived.wait(3)
+    assert fake.arrived.wait(GENEROUS)
     assert fake.received == [(raw, None)]
     watcher.finish()
 
 
 def test_watcher_reconnects_after_the_server_drops_it(
-    imap_mailbox: ImapMailbox, dovecot: Dovecot, fake: FakeIncoming, watch: Callable[..., Watcher]
+    imap_mailbox: ImapMailbox,
+    imap_relay: ImapRelay,
+    dovecot: Dovecot,
+    fake: FakeIncoming,
+    watch: Callable[..., Watcher],
 ) -> None:
-    watcher = watch(idle_timeout=120, retry_min=0.1)
+    watcher = watch(port=imap_relay.port, idle_timeout=3600, retry_min=0.1)
     watcher.wait_for_polls(1)
-    time.sleep(0.3)
+    imap_relay.wait_for_idles(1)  # the server drops a client that is waiting in IDLE
     kicked = subprocess.run(
         ["doveadm", "-c", str(dovecot.config), "kick", dovecot.user],
         capture_output=True,
@@ -350,7 +415,7 @@ def test_watcher_reconnects_after_the_server_drops_it(
     raw = raw_mail()
     imap_mailbox.append(raw)
 
-    assert fake.arrived.wait(5), "no delivery after the reconnect"
+    assert fake.arrived.wait(GENEROUS), "no delivery after the reconnect"
     assert fake.received == [(raw, None)]
     watcher.finish()
 
@@ -365,10 +430,8 @@ def test_watcher_retries_an_unreachable_server_until_stopped(
     settings.KONTOR_IMAP_SSL = False
     with caplog.at_level(logging.WARNING, logger="messenger.mail.imap"):
         watcher = watch(retry_min=0.05, retry_max=0.2)
-        deadline = time.monotonic() + 5
-        while len(caplog.records) < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert watcher.finish() < 1
+        wait_until(lambda: len(caplog.records) >= 3, message="three failed attempts logged")
+        watcher.finish()
     assert len(caplog.records) >= 3
     assert "Cannot use the IMAP server 127.0.0.1" in caplog.records[0].getMessage()
     assert watcher.polls == []
@@ -559,7 +622,7 @@ class RawLMTP:
     for several recipients (RFC 2033 wants one each)."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=GENEROUS)
         self.file = self.sock.makefile("rb")
         assert self.reply()[0] == 220
 
@@ -656,14 +719,14 @@ def test_serve_runs_in_the_foreground_until_stopped(fake: FakeIncoming) -> None:
     )
     thread.start()
     try:
-        assert ready.wait(5)
+        assert ready.wait(GENEROUS)
         assert bound == [("127.0.0.1", port)]
         with smtplib.LMTP("127.0.0.1", port) as client:
             assert client.sendmail("alice@kontor.example", [OURS], raw_mail()) == {}
         assert len(fake.received) == 1
     finally:
         stop.set()
-        thread.join(10)
+        thread.join(GENEROUS)
     assert not thread.is_alive()
 
 
@@ -714,7 +777,7 @@ def _start_command(*args: str, env: dict[str, str] | None = None) -> subprocess.
     )
 
 
-def _first_line(process: subprocess.Popen[str], timeout: float = 30) -> str:
+def _first_line(process: subprocess.Popen[str], timeout: float = GENEROUS) -> str:
     assert process.stdout is not None
     lines: list[str] = []
     reader = threading.Thread(
@@ -729,7 +792,7 @@ def _first_line(process: subprocess.Popen[str], timeout: float = 30) -> str:
 def _stop(process: subprocess.Popen[str], signum: int) -> tuple[int, str]:
     process.send_signal(signum)
     try:
-        rest, _ = process.communicate(timeout=10)
+        rest, _ = process.communicate(timeout=GENEROUS)
     except subprocess.TimeoutExpired:
         process.kill()
         rest, _ = process.communicate()
@@ -751,18 +814,18 @@ def test_receive_mail_lmtp_listens_until_a_signal(signum: int) -> None:
     assert rest.rstrip().endswith("Stopped.")
 
 
-def test_receive_mail_imap_watches_until_ctrl_c(imap_mailbox: ImapMailbox) -> None:
+def test_receive_mail_imap_watches_until_ctrl_c(imap_mailbox: ImapMailbox, imap_relay: ImapRelay) -> None:
     env = {
-        "KONTOR_IMAP_HOST": imap_mailbox.host,
-        "KONTOR_IMAP_PORT": str(imap_mailbox.port),
+        "KONTOR_IMAP_HOST": "127.0.0.1",
+        "KONTOR_IMAP_PORT": str(imap_relay.port),
         "KONTOR_IMAP_SSL": "false",
         "KONTOR_IMAP_USER": imap_mailbox.user,
         "KONTOR_IMAP_PASSWORD": imap_mailbox.password,
     }
     process = _start_command("imap", env=env)
     try:
-        assert _first_line(process).startswith(f"Watching 'INBOX' of kontor@127.0.0.1:{imap_mailbox.port}")
-        time.sleep(1)  # into IDLE
+        assert _first_line(process).startswith(f"Watching 'INBOX' of kontor@127.0.0.1:{imap_relay.port}")
+        imap_relay.wait_for_idles(1)  # Ctrl-C while it waits in IDLE, as an operator would
     finally:
         returncode, rest = _stop(process, signal.SIGINT)
     assert returncode == 0, rest

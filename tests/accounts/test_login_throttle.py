@@ -41,10 +41,11 @@ WRONG = "The email address and/or password you specified are not correct."
 def rate_limited(settings: Settings) -> None:
     """A real, empty cache of this test's own; the project's rate limits."""
     settings.CACHES = {
+        **settings.CACHES,
         "default": {
             "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
             "LOCATION": f"throttle-{uuid.uuid4().hex}",
-        }
+        },
     }
     assert settings.ACCOUNT_RATE_LIMITS, "rate limiting must be on for these tests"
 

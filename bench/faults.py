@@ -66,6 +66,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -107,6 +108,7 @@ class Proc:
         self.name, self.command, self.env, self.logs = name, command, env, logs
         self.popen: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.cpu_seconds = 0.0  # user + system time of its process groups, all starts
         self.log_path = logs / f"{name}.log"
 
     def start(self) -> None:
@@ -127,10 +129,22 @@ class Proc:
     def running(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def count_cpu(self) -> None:
+        """Add the CPU time of the running group's processes (read before they go)."""
+        if self.popen is None or self.popen.poll() is not None:
+            return
+        tick = os.sysconf("SC_CLK_TCK")
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                if int(fields[2]) == self.popen.pid:  # its process group
+                    self.cpu_seconds += (int(fields[11]) + int(fields[12])) / tick
+
     def kill9(self) -> None:
         """``kill -9`` of the whole group (a worker's pool and beat die with it)."""
         if self.popen is None:
             return
+        self.count_cpu()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.popen.pid, signal.SIGKILL)
         self.popen.wait()
@@ -139,6 +153,7 @@ class Proc:
         """SIGTERM, then SIGKILL of the group after the grace period; leftovers too."""
         if self.popen is None:
             return
+        self.count_cpu()
         if self.popen.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.popen.terminate()
@@ -220,10 +235,27 @@ class DrillTab(Tab):
     reloads: list[tuple[int, int]] = field(default_factory=list)
     want_reload: bool = False
     sent_count: int = 0
+    unavailable_tries: dict[str, int] = field(default_factory=dict)
+    retried: int = 0  # sends answered `unavailable` and sent again
 
     def _handle(self, frame: dict[str, Any]) -> None:
-        super()._handle(frame)
         kind = frame.get("type")
+        retry = None
+        if kind == "error" and frame.get("code") == "unavailable":
+            # Nothing was stored: send the same frame again a little later, as the
+            # page does (static/js/chat.js: after 1, 2, … 5 s, then it shows the
+            # send as failed). Tab drops it as refused for good.
+            client_id = frame.get("client_id")
+            tries = self.unavailable_tries[str(client_id)] = self.unavailable_tries.get(str(client_id), 0) + 1
+            if client_id in self.pending and tries <= 5:
+                retry = (client_id, self.pending[client_id], tries)
+        super()._handle(frame)
+        if retry is not None:
+            client_id, pending, tries = retry
+            self.pending[client_id] = pending
+            self.next_resend[client_id] = time.time() + tries
+            self.errors.pop()
+            self.retried += 1
         if kind == "ack":
             self.acked_at.setdefault(frame["client_id"], time.time())
             if frame.get("duplicate"):
@@ -543,7 +575,10 @@ class Drill:
             await self.begin_phase("warm-up")
             await asyncio.sleep(self.args.warmup)
             for name in self.args.faults:
+                waited = await self.quiet()
                 phase = await self.begin_phase(name)
+                if waited >= self.args.quiet_timeout:
+                    phase.notes.append(f"backlog not drained after {waited:.0f} s")
                 until = phase.started + self.args.seconds_per_fault
                 await self.inject(name, phase, until)
                 await asyncio.sleep(max(0.0, until - time.time()))
@@ -558,6 +593,19 @@ class Drill:
                 task.cancel()
             await asyncio.gather(*keepers, return_exceptions=True)
             await asyncio.gather(*typists, return_exceptions=True)
+
+    async def quiet(self) -> float:
+        """Wait until every tab is connected and no send waits for its ack longer than
+        a second or two, so that a fault's recovery is not the previous one's backlog."""
+        started = time.monotonic()
+        while time.monotonic() - started < self.args.quiet_timeout:
+            now = time.time()
+            if all(t.connected for t in self.tabs) and not any(
+                now - t.created_at.get(c, now) > 2 for t in self.tabs for c in t.pending
+            ):
+                break
+            await asyncio.sleep(0.2)
+        return time.monotonic() - started
 
     async def settle(self) -> None:
         loop = asyncio.get_running_loop()
@@ -715,6 +763,8 @@ def report(
     for tab in drill.tabs:
         for cid in tab.pending:
             rows[phase_of_time(phases, tab.created_at.get(cid, 0))]["unconfirmed"] += 1
+        for cid, tries in tab.unavailable_tries.items():
+            rows[phase_of_time(phases, tab.created_at.get(cid, 0))]["retried"] += tries
         for error in tab.errors:
             moment = tab.created_at.get(str(error.get("client_id")), time.time())
             rows[phase_of_time(phases, moment)]["refused"] += 1
@@ -771,6 +821,7 @@ def report(
             times.append(min(after) - at if after else float("inf"))
         rows[index]["recovery"] = (min(times), max(times)) if times else None
 
+    log_figures = server_log_figures(drill)
     header = (
         f"| {'fault':<14} | acked | acked lost | duplicates | never shown | archive gaps "
         f"| recovery s (first / all) | notes |"
@@ -781,9 +832,18 @@ def report(
         rec = row["recovery"]
         recovery = f"{fmt_s(rec[0])} / {fmt_s(rec[1])}" if rec else "—"
         notes = list(phase.notes)
+        logged = log_figures.get(index, Counter())
+        if logged["journal A"] or logged["journal B"]:
+            notes.append(f"via journal check A {logged['journal A']} / B {logged['journal B']}")
+        if logged["crashed A"] or logged["crashed B"]:
+            notes.append(f"consumers crashed A {logged['crashed A']} / B {logged['crashed B']}")
         if row["ack_wait"]:
             notes.append(f"ack p50 {row['ack_wait'][0]:.2f} s, max {row['ack_wait'][1]:.1f} s")
-        for key, label in (("refused", "refused"), ("unconfirmed", "never confirmed")):
+        for key, label in (
+            ("retried", "answered unavailable, sent again"),
+            ("refused", "refused"),
+            ("unconfirmed", "never confirmed"),
+        ):
             if row[key]:
                 notes.append(f"{row[key]} {label}")
         lines.append(
@@ -813,6 +873,23 @@ def report(
         f"extra snapshot_due queued {drill.sweeps_queued} (failed while the broker was down: "
         f"{drill.sweeps_failed})"
     )
+    worker_logs = "".join(
+        path.read_text(errors="replace") for path in sorted(drill.logs.glob("worker-*.log"))
+    )
+    snapshots = sum(
+        1
+        for line in worker_logs.splitlines()
+        if "compliance.snapshot_conversation[" in line and "succeeded" in line
+    )
+    lines.append(
+        f"worker: beat started {worker_logs.count('beat: Starting')} time(s); snapshot tasks that "
+        f"succeeded {snapshots}; FileNotFoundError in its logs {worker_logs.count('FileNotFoundError')}"
+    )
+    wall = time.time() - phases[0].started
+    cpu = ", ".join(f"{p.name} {p.cpu_seconds:.0f} s" for p in drill.processes)
+    lines.append(
+        f"CPU time over {wall:.0f} s of traffic and settling: {cpu}; load average {os.getloadavg()[0]:.1f}"
+    )
     if lost_details:
         lines.append("acknowledged messages missing:")
         lines.extend(lost_details[:50])
@@ -822,6 +899,48 @@ def report(
     if gaps:
         lines.append(f"revisions in no record ({len(gaps)}; first 20): {gaps[:20]}")
     return "\n".join(lines)
+
+
+def dump_timeline(drill: Drill, path: Path) -> None:
+    """What each tab did, for a closer look (kept with ``--keep``)."""
+    tabs = [
+        {
+            "user": tab.user_id,
+            "home": name_of(tab.home),
+            "first_mark": tab.first_mark,
+            "sockets": [[start, end, name_of(p)] for start, end, p in tab.intervals],
+            "sends": {c: [tab.created_at.get(c), tab.acked_at.get(c)] for c in tab.created_at},
+            "reloads": tab.reloads,
+            "errors": tab.errors,
+        }
+        for tab in drill.tabs
+    ]
+    phases = [{"name": p.name, "started": p.started, "first_event": p.first_event} for p in drill.phases]
+    path.write_text(json.dumps({"phases": phases, "tabs": tabs}, indent=1))
+
+
+LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) (.*)$")
+FROM_JOURNAL = re.compile(r"(\d+) events came from the journal")
+
+
+def server_log_figures(drill: Drill) -> dict[int, Counter[str]]:
+    """Per phase, from the daphne logs: events a socket's journal check had to
+    fetch because the live stream had not brought them, and consumers that died
+    with an exception, per process."""
+    figures: dict[int, Counter[str]] = defaultdict(Counter)
+    for index, proc in enumerate(drill.daphnes):
+        for path in sorted(drill.logs.glob(f"{proc.name}-*.log")):
+            for line in path.read_text(errors="replace").splitlines():
+                match = LOG_LINE.match(line)
+                if not match:
+                    continue
+                moment = time.mktime(time.strptime(match[1], "%Y-%m-%d %H:%M:%S")) + int(match[2]) / 1000
+                phase = phase_of_time(drill.phases, moment)
+                if found := FROM_JOURNAL.search(match[3]):
+                    figures[phase][f"journal {name_of(index)}"] += int(found[1])
+                elif "Exception inside application" in match[3]:
+                    figures[phase][f"crashed {name_of(index)}"] += 1
+    return figures
 
 
 def name_of(index: int | None) -> str:
@@ -841,9 +960,15 @@ def main() -> int:
     )
     parser.add_argument("--seconds-per-fault", type=float, default=20, help="length of each fault's phase")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of traffic before the first fault")
-    parser.add_argument("--rate", type=float, default=10, help="messages per second from all 20 people")
+    parser.add_argument("--rate", type=float, default=5, help="messages per second from all 20 people")
     parser.add_argument("--drop-rate", type=float, default=2, help="socket drops per second (socket-drops)")
     parser.add_argument("--sweep-every", type=float, default=3, help="seconds between extra snapshot_due")
+    parser.add_argument(
+        "--quiet-timeout",
+        type=float,
+        default=30,
+        help="before a fault, wait at most this long for the previous one's backlog to drain",
+    )
     parser.add_argument("--settle", type=float, default=20, help="seconds without progress before giving up")
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=FAULTS, help="in this order")
     parser.add_argument("--seed", type=int, default=16)
@@ -860,8 +985,6 @@ def main() -> int:
     data_dir = Path(tempfile.mkdtemp(prefix="kontor-drill-"))
     logs = data_dir / "logs"
     logs.mkdir()
-    # The beat schedule's folder (a fresh data folder lacks it: issue 16, item 4).
-    (data_dir / "celery").mkdir()
     redis_port = free_port()
     env = {
         **os.environ,
@@ -913,6 +1036,7 @@ def main() -> int:
             f"{args.rate:g} msg/s, {args.seconds_per_fault:g} s per fault; {records} records"
         )
         print(report(drill, expected, gaps, verify.returncode == 0))
+        dump_timeline(drill, data_dir / "timeline.json")
         failed = False
     except KeyboardInterrupt:
         interrupted = True

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, import_modules
+from celery.signals import before_task_publish, import_modules, task_success
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -62,7 +62,34 @@ def _prepare_worker(**_: object) -> None:
 
 
 @before_task_publish.connect
-def _prepare_producer(**_: object) -> None:
+def _prepare_producer(sender: str = "", headers: dict[str, Any] | None = None, **_: object) -> None:
     """A web process may publish before any worker ran on this data folder
-    (kombu's filesystem transport then fails with FileNotFoundError)."""
+    (kombu's filesystem transport then fails with FileNotFoundError).
+
+    Beat publishing the heartbeat is beat's own sign of life (config.health)."""
     ensure_broker_folders()
+    if sender == HEARTBEAT_TASK and headers is not None:
+        from config import health
+
+        health.beat_published(headers)
+
+
+HEARTBEAT_TASK = "kontor.heartbeat"
+
+
+@app.task(name=HEARTBEAT_TASK, bind=True, ignore_result=True, time_limit=60, soft_time_limit=50)
+def heartbeat(self: Any) -> None:
+    """Beat sends this every 30 s: a worker running it proves the queue is served,
+    and the time since beat stamped it is the task lag (config.health)."""
+    from config import health
+
+    health.worker_ran(getattr(self.request, "kontor_published_at", None))
+
+
+@task_success.connect
+def _note_archive_tasks(sender: Any = None, **_: object) -> None:
+    """The snapshot sweep's completions, for the health check's sweep age."""
+    if getattr(sender, "name", "") == "compliance.snapshot_due":
+        from config import health
+
+        health.sweep_done()

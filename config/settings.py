@@ -96,6 +96,8 @@ INSTALLED_APPS = [
     "messenger",
     "archive",
     "compliance",
+    # Kontor's own commands (manage.py health); no models.
+    "config",
 ]
 
 MIDDLEWARE = [
@@ -228,7 +230,13 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "kontor",
-        }
+        },
+        # Heartbeats of beat, workers and the archive tasks (config.health).
+        "health": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "TIMEOUT": None,
+        },
     }
 else:
     # A socket's queue must hold what arrives while its consumer waits on the
@@ -236,7 +244,16 @@ else:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 10_000}}
     }
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+        # Heartbeats of beat, the worker and the archive tasks (config.health):
+        # a folder, because web, worker and beat are separate processes.
+        "health": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(DATA_DIR / "health"),
+            "TIMEOUT": None,
+        },
+    }
 
 # --- Celery -----------------------------------------------------------------
 CELERY_BROKER_DIR = DATA_DIR / "celery" / "queue"
@@ -285,7 +302,26 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "accounts-offboard-due": {"task": "accounts.offboard_due", "schedule": 60.0},
     # Every minute: mail missed messages and relay to external contacts (docs/email.md).
     "messenger-notify-due": {"task": "messenger.notify_due", "schedule": 60.0},
+    # Every 30 s: proves beat and a worker alive, and measures the queue's lag (config.health).
+    "kontor-heartbeat": {"task": "kontor.heartbeat", "schedule": 30.0},
 }
+
+# --- Health and metrics (docs/deployment.md, "Health and metrics") -----------
+# /healthz and `manage.py health` fail when beat or the worker has not been heard
+# from for this many seconds (beat sends a heartbeat every 30 s) …
+KONTOR_HEALTH_HEARTBEAT_MAX_AGE = env_int("KONTOR_HEALTH_HEARTBEAT_MAX_AGE", 180, minimum=60)
+# … when the minutely snapshot sweep last completed longer ago than this …
+KONTOR_HEALTH_SWEEP_MAX_AGE = env_int("KONTOR_HEALTH_SWEEP_MAX_AGE", 300, minimum=120)
+# … and when the newest seal or verification (both daily) is older than this.
+KONTOR_HEALTH_SEAL_MAX_AGE = env_int("KONTOR_HEALTH_SEAL_MAX_AGE", 26 * 3600, minimum=3600)
+KONTOR_HEALTH_VERIFY_MAX_AGE = env_int("KONTOR_HEALTH_VERIFY_MAX_AGE", 26 * 3600, minimum=3600)
+# /metrics answers only requests with "Authorization: Bearer <this token>";
+# unset, /metrics answers 404 (Prometheus: `authorization: {credentials: …}`).
+KONTOR_METRICS_TOKEN = env_str("KONTOR_METRICS_TOKEN")
+# Heartbeats are per Kontor, like its queue (two sharing a Redis or a data folder).
+CACHES["health"]["KEY_PREFIX"] = f"kontor:health:{CELERY_TASK_DEFAULT_QUEUE}"  # type: ignore[index]
+# Load balancers and scrapers talk plain HTTP to each process: no HTTPS redirect.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 
 # --- Authentication ---------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -2,6 +2,8 @@ from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
+from config import views
+
 admin.site.site_header = "Kontor administration"
 admin.site.site_title = "Kontor admin"
 admin.site.index_title = "People and organisation"
@@ -9,6 +11,9 @@ admin.site.index_title = "People and organisation"
 admin.site.login = secure_admin_login(admin.site.login)  # type: ignore[method-assign]
 
 urlpatterns = [
+    # For load balancers, monitors and Prometheus (docs/deployment.md).
+    path("healthz", views.healthz, name="healthz"),
+    path("metrics", views.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("compliance/", include("compliance.urls")),

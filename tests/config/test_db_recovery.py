@@ -173,3 +173,14 @@ def test_a_task_queued_after_the_database_ended_the_workers_sessions_still_runs(
             snapshot_due.apply_async(queue=TASK_QUEUE)
             wait_for_runs(log, 2 + fault, 60)
             assert time.monotonic() - queued < 10
+
+
+def test_every_pool_gets_the_sweeping_check() -> None:
+    """config/db.py sets psycopg_pool's private ``_check``: if an upgrade renames it,
+    this fails instead of recovery silently going back to 30 s."""
+    from config.db import sweeping_check_installed
+
+    connection.ensure_connection()
+
+    assert connection.pool is not None
+    assert sweeping_check_installed(connection.pool)

@@ -181,6 +181,7 @@ def test_every_pool_gets_the_sweeping_check() -> None:
     from config.db import sweeping_check_installed
 
     connection.ensure_connection()
+    pool = getattr(connection, "pool", None)
 
-    assert connection.pool is not None
-    assert sweeping_check_installed(connection.pool)
+    assert pool is not None
+    assert sweeping_check_installed(pool)

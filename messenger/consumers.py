@@ -34,7 +34,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from accounts.models import User
-from messenger import presence, selectors, services
+from messenger import metrics, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.events import conversation_group, event_payload, user_group
 
@@ -147,6 +147,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     sweeper: asyncio.Task[None] | None = None
     sync_task: asyncio.Task[None] | None = None
     mark: int | None = None
+    last_send_duplicate = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -170,6 +171,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self._join(conversation_group(conversation_id))
         await self._join(user_group(user.pk))
         await self.accept()
+        metrics.socket_opened()
         await self.send_json({"type": "hello", "user": user.pk, "event": latest})
         if came_online:
             await self._presence(online=True)
@@ -183,6 +185,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.released or not hasattr(self, "user"):
             return
         self.released = True
+        metrics.socket_closed()
         current = asyncio.current_task()
         for task in (self.sweeper, self.sync_task):
             if task is not None and task is not current:
@@ -238,23 +241,33 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.disabled:
             return
         client_id = None
+        started = time.monotonic()
+        kind = None
         try:
             frame = self._parse(text_data)
+            kind = frame["type"]
             client_id = frame.get("client_id") if isinstance(frame.get("client_id"), str) else None
             self._take_token()
             handler = self.handlers.get(frame["type"])
             if handler is None:
                 raise FrameError("unknown_type", f"Unknown frame type {frame['type'][:40]!r}.")
             await handler(self, frame)
-        except FrameError as error:
-            await self._refuse(error.code, error.detail, client_id)
-        except MessengerError as error:
+        except (FrameError, MessengerError) as error:
+            if kind == "send":
+                metrics.send_done(time.monotonic() - started, "refused")
             await self._refuse(error.code, error.detail, client_id)
         except Exception:
             # The database or the layer failed us (a restart, a lost connection):
             # nothing was stored, and the client sends the same frame again.
             logger.exception("Frame of user %s failed", self.user.pk)
+            if kind == "send":
+                metrics.send_done(time.monotonic() - started, "failed")
             await self.send_json(_unavailable(client_id))
+        else:
+            if kind == "send":
+                metrics.send_done(
+                    time.monotonic() - started, "duplicate" if self.last_send_duplicate else "ok"
+                )
 
     def _parse(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
@@ -317,6 +330,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "duplicate": not sent.created,
             }
         )
+        self.last_send_duplicate = not sent.created
         # The event is committed, so is everything before it: the stream owes
         # this socket all of it, whatever the layer is doing.
         self._sync_soon(sent.event_id)
@@ -487,6 +501,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         payload = message["payload"]
         if payload["conversation"] in self.conversations:
             await self._send_event(payload)
+            if "at" in message:
+                metrics.delivered(time.time() - message["at"])
 
     async def membership_changed(self, message: dict[str, Any]) -> None:
         conversation_id = message["conversation"]

@@ -10,6 +10,7 @@ read markers, presence of direct-message partners).
 import asyncio
 import logging
 import os
+import time
 import weakref
 from collections.abc import Iterable
 from typing import Any
@@ -229,7 +230,11 @@ def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) ->
                     "payload": payload,
                 },
             )
-        _send(conversation_group(conversation_id), {"type": "journal.event", "payload": payload})
+        # "at": when it left, for the delivery lag the sockets measure (messenger.metrics).
+        _send(
+            conversation_group(conversation_id),
+            {"type": "journal.event", "payload": payload, "at": time.time()},
+        )
 
     transaction.on_commit(send)
 

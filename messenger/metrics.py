@@ -13,7 +13,7 @@ raise and cost a few hundred nanoseconds.
   frame for bad input or missing rights) or ``"failed"`` (``unavailable``: the
   database or the layer failed).
 - ``delivered(lag_seconds)`` for each live event frame sent to a socket: the
-  seconds from the event's commit (its ``created_at``) to the frame going out.
+  seconds from the event's broadcast (right after its commit) to the frame going out.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SEND_SECONDS = Histogram(
 )
 DELIVERY_LAG = Histogram(
     "kontor_delivery_lag_seconds",
-    "Seconds from an event's commit to its frame going out on a socket of this process.",
+    "Seconds from an event's broadcast (after its commit) to its frame leaving a socket of this process.",
     buckets=_BUCKETS,
 )
 for _outcome in SEND_OUTCOMES:

@@ -24,7 +24,7 @@ from accounts import services
 from accounts.models import Invitation, User
 from tests.browser.conftest import DESKTOP, PHONE, watch_console
 from tests.browser.test_chat_journey import person, sign_in
-from tests.browser.test_offboarding_journey import hr_person
+from tests.browser.test_offboarding_journey import archive_wiped_afterwards, hr_person  # noqa: F401 (fixture)
 from tests.live import daphne
 
 if TYPE_CHECKING:
@@ -70,7 +70,7 @@ def wider_than_the_screen(page: Page) -> list[str]:
 
 def test_hr_invites_a_new_employee_who_accepts_and_signs_in(
     browser: Browser,
-    browser_db: None,
+    archive_wiped_afterwards: None,  # noqa: F811 (HR's role grant is an audit event, which no flush deletes)
     mailing_server_url: str,
     smtp_outbox: "SmtpOutbox",
     screenshot: Callable[..., Path],

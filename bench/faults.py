@@ -237,6 +237,10 @@ class DrillTab(Tab):
     sent_count: int = 0
     unavailable_tries: dict[str, int] = field(default_factory=dict)
     retried: int = 0  # sends answered `unavailable` and sent again
+    shown_at: dict[int, float] = field(default_factory=dict)  # event id -> wall time
+    # --naive-resume: the old page's resume point, the highest event id of any
+    # frame (acks included); shows that the drill catches the loss it causes.
+    naive: bool = False
 
     def _handle(self, frame: dict[str, Any]) -> None:
         kind = frame.get("type")
@@ -249,7 +253,17 @@ class DrillTab(Tab):
             tries = self.unavailable_tries[str(client_id)] = self.unavailable_tries.get(str(client_id), 0) + 1
             if client_id in self.pending and tries <= 5:
                 retry = (client_id, self.pending[client_id], tries)
+        before = len(self.shown)
         super()._handle(frame)
+        if len(self.shown) > before:
+            self.shown_at[self.shown[-1]] = time.time()
+        if self.naive and isinstance(frame.get("event"), int) and kind in (*EVENT_TYPES, "ack"):
+            if kind == "ack" and frame["event"] not in self._seen and frame["event"] > self.mark:
+                # The page shows its own message from the ack.
+                self._seen.add(frame["event"])
+                self.shown.append(frame["event"])
+                self.shown_at[frame["event"]] = time.time()
+            self.mark = max(self.mark, frame["event"])
         if retry is not None:
             client_id, pending, tries = retry
             self.pending[client_id] = pending
@@ -677,6 +691,7 @@ def make_people(drill: Drill, keys: list[str]) -> None:
                 user_id=user.pk,
                 home=0 if i < PEOPLE // 2 else 1,
                 conversations=sorted(conversations),
+                naive=drill.args.naive_resume,
             )
         )
 
@@ -782,12 +797,16 @@ def report(
             moment = author_tab.created_at.get(cid, 0) if author_tab else 0
             rows[phase_of_time(phases, moment)]["duplicates"] += n - 1
 
-    # Events a tab never showed.
+    # Events a tab never showed; how late it showed the others (from the commit).
     missing_details = []
+    delays: dict[int, list[float]] = defaultdict(list)
     for tab in drill.tabs:
         shown = set(tab.shown)
         for event in expected[tab.user_id]:
             if event.id in shown:
+                delays[phase_of_event(phases, event.id)].append(
+                    tab.shown_at[event.id] - event.created_at.timestamp()
+                )
                 continue
             index = phase_of_event(phases, event.id)
             rows[index]["never_shown"] += 1
@@ -824,7 +843,7 @@ def report(
     log_figures = server_log_figures(drill)
     header = (
         f"| {'fault':<14} | acked | acked lost | duplicates | never shown | archive gaps "
-        f"| recovery s (first / all) | notes |"
+        f"| recovery s (first / all) | shown after s (p50 / p99 / max) | notes |"
     )
     lines = [header, "|" + "|".join("-" * (len(c)) for c in header.split("|")[1:-1]) + "|"]
     for index, phase in enumerate(phases):
@@ -846,9 +865,14 @@ def report(
         ):
             if row[key]:
                 notes.append(f"{row[key]} {label}")
+        late = delays.get(index, [])
+        shown_after = (
+            f"{percentile(late, 50):.2f} / {percentile(late, 99):.1f} / {max(late):.1f}" if late else "—"
+        )
         lines.append(
             f"| {phase.name:<14} | {row['acked']:>5} | {row['lost']:>10} | {row['duplicates']:>10} "
-            f"| {row['never_shown']:>11} | {row['gaps']:>12} | {recovery:>24} | {'; '.join(notes)} |"
+            f"| {row['never_shown']:>11} | {row['gaps']:>12} | {recovery:>24} | {shown_after:>31} "
+            f"| {'; '.join(notes)} |"
         )
     totals = {
         "sent": sum(t.sent_count for t in drill.tabs),
@@ -972,6 +996,12 @@ def main() -> int:
     parser.add_argument("--settle", type=float, default=20, help="seconds without progress before giving up")
     parser.add_argument("--faults", nargs="+", choices=FAULTS, default=FAULTS, help="in this order")
     parser.add_argument("--seed", type=int, default=16)
+    parser.add_argument(
+        "--naive-resume",
+        action="store_true",
+        help="tabs resume after the highest event id they saw (the page before issue 16): a check "
+        "that the drill reports the events this loses",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the data folder and its logs")
     args = parser.parse_args()
 

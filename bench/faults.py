@@ -7,13 +7,15 @@ processes, a Celery worker with beat (``celery -A config worker --beat``, as
 restarting it touches nobody else's Redis. Twenty people, each with one tab
 (``tests/wsclient.py``'s ``Tab``: it resumes from the server's marks, shows an
 event once and sends unacknowledged messages again with the same
-``client_id``), half of the tabs on each daphne, chat in a channel of all
+``client_id``; here it also retries a send answered ``unavailable`` as the page
+does, and reloads on ``resync``), half of the tabs on each daphne, chat in a channel of all
 twenty, four groups and six direct conversations, so that events from several
 senders interleave across both processes. With that traffic flowing it injects,
 one after another:
 
 1. ``daphne-kill``: ``kill -9`` of daphne A, started again at once (its tabs
-   reconnect to B while A is down, as behind a load balancer, and go home later);
+   reconnect to B while A is down, as behind a load balancer, and are sent home
+   once A answers again);
 2. ``worker-kill``: ``kill -9`` of the worker's process group (worker, pool and
    beat), started again at once; the drill queues ``compliance.snapshot_due``
    every few seconds on top of beat's minute so that the kill lands on running
@@ -43,6 +45,11 @@ revisions are is decided by when they were made) it prints:
 - recovery s: from the fault until a send issued after it is acknowledged
   (each affected tab sends one at once): the first tab / the last affected tab.
   For ``socket-drops`` each drop counts as a fault of that tab.
+- shown after s: from an event's commit until a tab showed it (p50 / p99 / max).
+
+It ends with PASS (exit status 0) when every loss column is 0, ``verify_archive``
+passed and every tab's first send after the database fault was acknowledged
+within 5 s; otherwise with FAIL and the reasons (exit status 1).
 
 Missing events are listed with their id, type, conversation, the tab's user and
 which daphne the tab and the sender were connected to when the event was made.
@@ -55,7 +62,9 @@ created again (``WITH (FORCE)``), and it is the only database whose backends
 the drill terminates. ``KONTOR_DATA_DIR`` is a new temporary folder, removed at
 the end unless ``--keep`` (the processes' logs are in its ``logs/`` folder).
 Every process the drill starts runs in its own process group and is stopped at
-the end, also on Ctrl-C or an error.
+the end, also on Ctrl-C, SIGTERM or an error. ``--naive-resume`` makes the tabs
+resume the way the page did before issue 16 (after the highest event id seen),
+to show that the drill reports the events that loses.
 """
 
 from __future__ import annotations
@@ -939,8 +948,11 @@ def report(
         failures.append("manage.py verify_archive failed")
     for i, phase in enumerate(phases):
         recovered = rows[i]["recovery"]
-        if phase.name == "pg-terminate" and (recovered is None or recovered[0] >= DATABASE_RECOVERY_LIMIT):
-            failures.append(f"pg-terminate: sends did not succeed again within {DATABASE_RECOVERY_LIMIT:g} s")
+        # Every tab's first send after the database fault, not only the quickest one.
+        if phase.name == "pg-terminate" and (recovered is None or recovered[1] >= DATABASE_RECOVERY_LIMIT):
+            failures.append(
+                f"pg-terminate: not every tab's sends succeeded again within {DATABASE_RECOVERY_LIMIT:g} s"
+            )
     return "\n".join(lines), failures
 
 
@@ -1091,7 +1103,7 @@ def main() -> int:
         print(
             "\nFAIL: " + "; ".join(failures)
             if failures
-            else "\nPASS: nothing lost, database fault survived in < 5 s"
+            else "\nPASS: nothing lost; every tab sent again within 5 s of the database fault"
         )
         dump_timeline(drill, data_dir / "timeline.json")
         failed = bool(failures)

@@ -83,6 +83,7 @@ import sys
 import tempfile
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -519,38 +520,54 @@ class Drill:
         self.phases.append(phase)
         return phase
 
+    async def crash_and_restart(
+        self,
+        proc: Proc,
+        affected: list[DrillTab],
+        what: str,
+        ready: Callable[[], Awaitable[float]],
+        back: str,
+    ) -> None:
+        """``kill -9``, the affected tabs send at once, start again, wait until it serves."""
+        at = time.time()
+        proc.kill9()
+        say(f"{self.phases[-1].name}: {what}; starting it again")
+        await self.probe(affected, at)
+        proc.start()
+        await ready()
+        self.phases[-1].notes.append(f"{back} after {time.time() - at:.1f} s")
+
     async def inject(self, name: str, phase: Phase, until: float) -> None:
         if name == "daphne-kill":
-            victim = self.daphnes[0]
             affected = [t for t in self.tabs if t.process == 0]
-            at = time.time()
-            victim.kill9()
-            say(f"daphne-kill: kill -9 daphne A (pid group), {len(affected)} tabs on it; starting it again")
-            await self.probe(affected, at)
-            victim.start()
-            await wait_for_port(self.ports[0], victim)
-            phase.notes.append(f"A back after {time.time() - at:.1f} s")
+            await self.crash_and_restart(
+                self.daphnes[0],
+                affected,
+                f"kill -9 daphne A (pid group), {len(affected)} tabs on it",
+                lambda: wait_for_port(self.ports[0], self.daphnes[0]),
+                "A back",
+            )
             # The load balancer sends its tabs home again (their sockets on B are dropped).
             for tab in self.tabs:
                 if tab.home == 0 and tab.process == 1:
                     await tab.drop()
                     await asyncio.sleep(0.05)
         elif name == "worker-kill":
-            at = time.time()
-            self.worker.kill9()
-            say("worker-kill: kill -9 of the worker's group; starting it again")
-            await self.probe(list(self.tabs), at)
-            self.worker.start()
-            await wait_for_log(self.worker, " ready.")
-            phase.notes.append(f"worker ready after {time.time() - at:.1f} s")
+            await self.crash_and_restart(
+                self.worker,
+                self.tabs,
+                "kill -9 of the worker's group",
+                lambda: wait_for_log(self.worker, " ready."),
+                "worker ready",
+            )
         elif name == "redis-restart":
-            at = time.time()
-            self.redis.kill9()
-            say("redis-restart: kill -9 of the drill's Redis; starting it again (empty)")
-            await self.probe(list(self.tabs), at)
-            self.redis.start()
-            await redis_ping(self.redis_port)
-            phase.notes.append(f"Redis back after {time.time() - at:.1f} s")
+            await self.crash_and_restart(
+                self.redis,
+                self.tabs,
+                "kill -9 of the drill's Redis (it comes back empty)",
+                lambda: redis_ping(self.redis_port),
+                "Redis back",
+            )
         elif name == "pg-terminate":
             loop = asyncio.get_running_loop()
             at = time.time()

@@ -177,7 +177,8 @@ def test_keyboard_shortcuts_journey(
     # Scrolled back in the history, a new message from Anna stays unread...
     page.locator("[data-scroller]").evaluate("el => { el.scrollTop = -el.scrollHeight; }")
     expect(page.locator("[data-jump]")).to_be_hidden()
-    page.wait_for_timeout(300)
+    # Scrolled back as the page sees it (chat.js: more than 80 px from the bottom).
+    page.wait_for_function("() => Math.abs(document.querySelector('[data-scroller]').scrollTop) >= 80")
     # (Anna writes from her own browser: without Redis only the server's process can broadcast.)
     anna_context = browser.new_context(base_url=live_server_url, viewport=DESKTOP)
     a = sign_in(anna_context, anna)

@@ -44,12 +44,12 @@ async def connect(base_url: str, cookie: str) -> Any:
         ping_interval=None,
         open_timeout=30,
     )
-    hello = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    hello = json.loads(await asyncio.wait_for(ws.recv(), 30))
     assert hello["type"] == "hello"
     return ws
 
 
-async def next_of_type(ws: Any, type_: str, timeout: float = 10) -> dict[str, Any]:
+async def next_of_type(ws: Any, type_: str, timeout: float = 30) -> dict[str, Any]:
     while True:
         frame = json.loads(await asyncio.wait_for(ws.recv(), timeout))
         if frame["type"] == type_:

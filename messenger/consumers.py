@@ -201,6 +201,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
             with contextlib.suppress(Exception):
                 await self._presence(online=False)
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Whatever ends this socket (a failing channel layer read, say, during a
+        Redis restart, which no handler sees) gives back what it holds."""
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await asyncio.shield(self._release())
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         """A handler that fails unexpectedly must not leave the socket's groups
         and presence behind: release them, then close (the client reconnects

@@ -62,9 +62,15 @@ class Tab:
             open_timeout=timeout,
             max_size=4 * 1024 * 1024,
         )
-        hello = json.loads(await asyncio.wait_for(self._ws.recv(), timeout))
-        if hello.get("type") != "hello":
-            raise AssertionError(f"expected hello, got {hello}")
+        try:
+            hello = json.loads(await asyncio.wait_for(self._ws.recv(), timeout))
+            if hello.get("type") != "hello":
+                raise AssertionError(f"expected hello, got {hello}")
+        except BaseException:
+            # Not connected after all: the next connect() starts afresh.
+            ws, self._ws = self._ws, None
+            ws.transport.abort()
+            raise
         if self.connects == 0 and self.mark == 0:
             self.mark = int(hello["event"])
         self.connects += 1

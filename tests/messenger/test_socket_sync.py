@@ -8,6 +8,7 @@ person's presence) down with it.
 """
 
 import asyncio
+import contextlib
 import json
 import time
 import uuid
@@ -372,3 +373,50 @@ def test_a_layer_that_forgot_the_socket_s_groups_gets_them_back(
         await b.close()
 
     run(scenario)
+
+
+def test_a_socket_whose_channel_layer_read_fails_gives_back_what_it_held(
+    alice: User, bob: User, dm: Conversation
+) -> None:
+    """A Redis restart fails the socket's read from the layer, outside every
+    handler: the socket still leaves its groups, its presence and its journal
+    sweep behind it (a lingering sweep kept reading the journal for a dead tab)."""
+    cache.clear()
+    layer = get_channel_layer()
+    original = layer.receive
+    broken = asyncio.Event()
+
+    async def receive(channel: str) -> Any:
+        read = asyncio.ensure_future(original(channel))
+        fail = asyncio.ensure_future(broken.wait())
+        done, _ = await asyncio.wait({read, fail}, return_when=asyncio.FIRST_COMPLETED)
+        if fail in done:
+            read.cancel()
+            raise ConnectionError("Error while reading from the layer: connection reset")
+        fail.cancel()
+        return read.result()
+
+    layer.receive = receive
+    sweeps = []
+
+    async def scenario() -> None:
+        a = await connect(alice)
+        await resumed(a, await latest_event_id())
+        assert await sync_to_async(presence.online_user_ids)([alice.pk]) == {alice.pk}
+        sweeps.extend(t for t in asyncio.all_tasks() if "_sweep" in repr(t.get_coro()))
+        assert sweeps
+        broken.set()
+        with contextlib.suppress(Exception):
+            await a.communicator.wait(timeout=DEADLINE)
+        await wait_for(lambda: all(t.done() for t in sweeps), "the sweep to stop")
+        await wait_for(lambda: not any(layer.groups.values()), "the socket to leave its groups")
+        assert await sync_to_async(presence.online_user_ids)([alice.pk]) == set()
+
+    run(scenario)
+
+
+async def wait_for(predicate: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + DEADLINE
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)

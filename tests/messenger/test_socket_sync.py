@@ -397,7 +397,7 @@ def test_a_socket_whose_channel_layer_read_fails_gives_back_what_it_held(
         return read.result()
 
     layer.receive = receive
-    sweeps = []
+    sweeps: list[asyncio.Task[Any]] = []
 
     async def scenario() -> None:
         a = await connect(alice)

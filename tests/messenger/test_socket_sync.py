@@ -79,6 +79,16 @@ async def read_until_synced(socket: Socket, seen: Seen, upto: int) -> None:
         seen.take(await socket.receive(timeout=left))
 
 
+IN_MEMORY = "channels.layers.InMemoryChannelLayer"
+
+
+@pytest.fixture
+def in_memory_layer(settings: Settings) -> None:
+    """Tests that reach into the layer's groups or reads use the in-memory one (the
+    Redis layer's behaviour under a restart is the fault drill's, bench/faults.py)."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": IN_MEMORY, "CONFIG": {"capacity": 10_000}}}
+
+
 @pytest.fixture
 def dropped() -> Iterator[set[str]]:
     """Bodies whose broadcast the channel layer 'loses' (committed, never delivered)."""
@@ -175,9 +185,7 @@ def test_a_tiny_layer_capacity_loses_nothing_a_tab_shows(
 ) -> None:
     """A layer that holds two messages per socket drops most of a burst of 40: the
     tab still shows all 40, each once."""
-    settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 2}}
-    }
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": IN_MEMORY, "CONFIG": {"capacity": 2}}}
 
     async def scenario() -> None:
         b = await connect(bob)
@@ -351,7 +359,7 @@ def test_presence_entries_are_written_per_socket(alice: User) -> None:
 
 
 def test_a_layer_that_forgot_the_socket_s_groups_gets_them_back(
-    alice: User, bob: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch
+    alice: User, bob: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch, in_memory_layer: None
 ) -> None:
     """A restarted Redis forgets who listens to what: once the journal check finds
     the stream lost something, the socket joins its groups again."""
@@ -376,7 +384,7 @@ def test_a_layer_that_forgot_the_socket_s_groups_gets_them_back(
 
 
 def test_a_socket_whose_channel_layer_read_fails_gives_back_what_it_held(
-    alice: User, bob: User, dm: Conversation
+    alice: User, bob: User, dm: Conversation, in_memory_layer: None
 ) -> None:
     """A Redis restart fails the socket's read from the layer, outside every
     handler: the socket still leaves its groups, its presence and its journal

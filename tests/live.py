@@ -163,7 +163,20 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
     app_name = f"kontor-test-daphne-{os.getpid()}-{port}"
     env["PGAPPNAME"] = app_name
     log_path = _log_path(name)
-    command = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    # Handshakes queue behind one another on the process's database thread: on a loaded
+    # machine hundreds of them at once take longer than daphne's 5 s default.
+    command = [
+        sys.executable,
+        "-m",
+        "daphne",
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--websocket_connect_timeout",
+        "60",
+        "config.asgi:application",
+    ]
     with log_path.open("w") as log:
         log.write(f"$ {' '.join(command)}\n# DATABASE_URL={database_url}\n")
         log.flush()

@@ -154,6 +154,7 @@
     socket = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws/");
     socket.addEventListener("open", function () {
       retries = 0;
+      app.dataset.socket = "open";
       showConnection("online");
       send({ type: "resume", after: lastEvent });
       // Sends that never got an answer go again: the client_id makes them idempotent.
@@ -162,6 +163,7 @@
     socket.addEventListener("message", function (event) { handle(JSON.parse(event.data)); });
     socket.addEventListener("close", function (event) {
       socket = null;
+      app.dataset.socket = "closed";
       if (event.code === 4401 || event.code === 4403) { location.href = app.dataset.loginUrl; return; }
       // Back off exponentially, with jitter, so a restarted server is not stampeded.
       var delay = Math.min(30000, 1000 * Math.pow(2, retries++)) * (0.5 + Math.random() / 2);
@@ -801,9 +803,11 @@
       }
     });
     input.addEventListener("input", function () {
-      if (input.value.trim() && Date.now() - lastTypingSent > 3000) { // the server relays one per 2 s
+      // The server relays one per 2 s; a keystroke while the socket is still connecting
+      // does not count, so the next one tells the others.
+      if (input.value.trim() && Date.now() - lastTypingSent > 3000 &&
+          send({ type: "typing", conversation: chat.conversation })) {
         lastTypingSent = Date.now();
-        send({ type: "typing", conversation: chat.conversation });
       }
     });
     var attachments = setUpAttachments(form, input);

@@ -75,7 +75,8 @@ def test_a_direct_message_arrives_live_with_typing_reactions_edits_and_deletions
     conversation.click()
     expect(b.locator(".msg__body", has_text="das Angebot für Nordhafen ist raus")).to_have_count(1)
 
-    # Ben types: Anna sees it, then his reply.
+    # Ben types once his page is connected: Anna sees it, then his reply.
+    expect(b.locator("[data-app]")).to_have_attribute("data-socket", "open")
     b.locator("#composer-body").press_sequentially("Danke, ich schaue es mir an")
     expect(a.locator("[data-typing]")).to_contain_text(str(ben.get_short_name()))
     b.locator("#composer-body").press("Enter")

@@ -143,7 +143,8 @@ def test_mentions_that_arrive_meanwhile_go_out_in_one_mail(
     assert mail["Auto-Submitted"] == "auto-generated"
     assert (
         MailNotification.objects.get(user=bob, message__body__startswith="@bob can").mail_message_id
-        == (mail["Message-ID"])
+        # A header line over 78 characters is folded; unfolded, it keeps the fold's space.
+        == mail["Message-ID"].strip()
     )
 
 

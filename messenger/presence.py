@@ -49,22 +49,24 @@ def _store(user_id: int, sockets: Sockets, now: float) -> None:
     cache.set(_seen_key(user_id), int(now), _SEEN_TTL)
 
 
-def presence_connect(*, user_id: int, socket: str) -> bool:
-    """Count one more open socket; True when the person just came online."""
+def _renew(user_id: int, socket: str) -> bool:
+    """Write this socket's entry with a fresh lifetime; True when it is the person's only one."""
     now = time.time()
     sockets = _live(cache.get(_key(user_id)), now)
-    came_online = not sockets
+    alone = not (sockets.keys() - {socket})
     sockets[socket] = now + ENTRY_TTL
     _store(user_id, sockets, now)
-    return came_online
+    return alone
+
+
+def presence_connect(*, user_id: int, socket: str) -> bool:
+    """Count one more open socket; True when the person just came online."""
+    return _renew(user_id, socket)
 
 
 def presence_heartbeat(*, user_id: int, socket: str) -> None:
     """This socket is still open: renew its entry (and write it again if lost)."""
-    now = time.time()
-    sockets = _live(cache.get(_key(user_id)), now)
-    sockets[socket] = now + ENTRY_TTL
-    _store(user_id, sockets, now)
+    _renew(user_id, socket)
 
 
 def presence_disconnect(*, user_id: int, socket: str) -> bool:

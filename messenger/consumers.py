@@ -149,7 +149,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
     sweeper: asyncio.Task[None] | None = None
     sync_task: asyncio.Task[None] | None = None
     mark: int | None = None
-    last_send_duplicate = False
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -273,11 +272,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
             if kind == "send":
                 metrics.send_done(time.monotonic() - started, "failed")
             await self.send_json(_unavailable(client_id))
-        else:
-            if kind == "send":
-                metrics.send_done(
-                    time.monotonic() - started, "duplicate" if self.last_send_duplicate else "ok"
-                )
 
     def _parse(self, text_data: str | None) -> dict[str, Any]:
         if text_data is None:
@@ -319,6 +313,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send_json({"type": "pong"})
 
     async def on_send(self, frame: dict[str, Any]) -> None:
+        started = time.monotonic()
         client_id = frame.get("client_id")
         if client_id is not None and not isinstance(client_id, str):
             raise FrameError("malformed", '"client_id" must be a string (a UUID).')
@@ -340,7 +335,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "duplicate": not sent.created,
             }
         )
-        self.last_send_duplicate = not sent.created
+        metrics.send_done(time.monotonic() - started, "ok" if sent.created else "duplicate")
         # The event is committed, so is everything before it: the stream owes
         # this socket all of it, whatever the layer is doing.
         self._sync_soon(sent.event_id)

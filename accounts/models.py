@@ -289,7 +289,7 @@ class ScheduledOffboarding(models.Model):
 class OffboardingReport(models.Model):
     """What an offboarding did, written once and never changed.
 
-    Its canonical JSON (``compliance.services.canonical_json``) is the report;
+    Its canonical JSON (``compliance.records.canonical_json``) is the report;
     ``sha256`` is its hash, as for retention records. ``save`` on an existing
     row and ``delete`` raise, the admin is read-only, and database triggers
     (migration 0006) refuse UPDATE and DELETE on SQLite and PostgreSQL. The

@@ -20,7 +20,7 @@ from django.db.models import Case, Max, Q, When
 from django.db.models.functions import Greatest
 
 from accounts.models import Department, User
-from compliance import services
+from compliance import records
 from compliance.models import (
     AuditEvent,
     PolicyAssignment,
@@ -61,7 +61,7 @@ def policy_for(
     candidates = _candidates(conversation, user_ids)
     if not candidates:
         raise RuntimeError("No default retention policy: migration compliance 0002 makes one.")
-    dated = [(services.retain_until(p, made_on), p.name, p) for p in candidates]
+    dated = [(records.retain_until(p, made_on), p.name, p) for p in candidates]
     until, _, policy = max(dated, key=lambda item: (item[0], item[1]))
     return policy, until
 
@@ -71,7 +71,7 @@ def recording_notice(conversation: Conversation) -> RetentionPolicy | None:
     if any applies; of several, the one that keeps records longest."""
     today = date.today()
     regulated = [p for p in _candidates(conversation, []) if p.recording_notice]
-    return max(regulated, key=lambda p: services.retain_until(p, today), default=None)
+    return max(regulated, key=lambda p: records.retain_until(p, today), default=None)
 
 
 def _audit(kind: str, actor: User | None, **detail: Any) -> None:
@@ -140,7 +140,7 @@ def check_not_shorter(policy: RetentionPolicy, *, years: int, days: int, from_ye
     if years < 0 or days < 0 or years + days == 0:
         raise ValidationError("A retention period needs years or days.")
     for made_on in _PROBES:
-        if services.retain_until(proposed, made_on) < services.retain_until(policy, made_on):
+        if records.retain_until(proposed, made_on) < records.retain_until(policy, made_on):
             raise ValidationError(
                 "Retention can be extended but never shortened: the new period would end earlier "
                 f"than {policy.years} year(s) {policy.days} day(s)"
@@ -178,9 +178,9 @@ def policy_update(
     policy.save()
     extended = 0
     if (years, days, from_year_end) != (before["years"], before["days"], before["from_year_end"]):
-        records = RetentionRecord.objects.filter(policy=policy, purge__isnull=True)
+        kept = RetentionRecord.objects.filter(policy=policy, purge__isnull=True)
         extended = _extend(
-            records, lambda record: services.retain_until(policy, record.period_end), actor, reason
+            kept, lambda record: records.retain_until(policy, record.period_end), actor, reason
         )
     after = {**_period(policy), **{name: getattr(policy, name) for name in switches}}
     _audit(

@@ -49,7 +49,8 @@ from rfc3161_client import (
 
 from compliance import archive_store
 from compliance.models import GENESIS_HASH, AuditEvent, RetentionExtension, RetentionRecord, Seal
-from compliance.services import alert_contacts, canonical_json, record_hash, record_hmac
+from compliance.records import canonical_json, record_hash, record_hmac
+from compliance.services import alert_contacts
 
 if TYPE_CHECKING:
     from compliance.verification import Report

@@ -8,14 +8,10 @@ finds nothing new; a chain position can be taken only once (unique
 constraint), so a retry never makes a gap or a duplicate.
 """
 
-import hashlib
-import hmac
-import json
 import logging
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -32,9 +28,15 @@ from compliance.models import (
     PurgeEntry,
     RecordContent,
     RecordPerson,
-    RetentionPolicy,
     RetentionRecord,
     SnapshotCursor,
+)
+from compliance.records import (
+    canonical_json,
+    company_day,
+    person_entry,
+    record_hash,
+    record_hmac,
 )
 from compliance.workspace import index
 from messenger.models import Conversation, Event, Membership
@@ -43,66 +45,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT = "kontor.retention-record/1"
 MAX_EVENTS_PER_RECORD = 1000
-
-
-def canonical_json(payload: dict[str, Any]) -> bytes:
-    """Sorted keys, no insignificant whitespace, UTF-8, and no floats (they do not round-trip)."""
-
-    def refuse_floats(value: Any) -> None:
-        if isinstance(value, float):
-            raise TypeError("Canonical JSON holds no floats.")
-        if isinstance(value, dict):
-            for item in value.values():
-                refuse_floats(item)
-        elif isinstance(value, list):
-            for item in value:
-                refuse_floats(item)
-
-    refuse_floats(payload)
-    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-def record_hash(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()
-
-
-def record_hmac(content: bytes) -> str:
-    key = settings.KONTOR_ARCHIVE_HMAC_KEY
-    return hmac.new(key.encode(), content, hashlib.sha256).hexdigest() if key else ""
-
-
-def company_day(moment: datetime) -> date:
-    """The calendar day of ``moment`` in the company's legal time zone: a message
-    sent in Berlin at 00:30 on 1 January belongs to the new year."""
-    return moment.astimezone(ZoneInfo(settings.KONTOR_TIME_ZONE)).date()
-
-
-def retain_until(policy: RetentionPolicy, made_on: date) -> date:
-    """The last day a record made on ``made_on`` must be kept under ``policy``.
-
-    With ``from_year_end`` (HGB §257(5), AO §147(4)) the period starts at the
-    end of the calendar year in which the record was made.
-    """
-    start = date(made_on.year, 12, 31) if policy.from_year_end else made_on
-    try:
-        end = start.replace(year=start.year + policy.years)
-    except ValueError:  # 29 February
-        end = start.replace(year=start.year + policy.years, day=28)
-    return end + timedelta(days=policy.days)
-
-
-def _person(user: User | None) -> dict[str, Any] | None:
-    if user is None:
-        return None
-    return {
-        "id": user.pk,
-        "name": user.display_name or user.email,
-        "email": user.email,
-        "department": user.department.name if user.department else None,
-        "active": user.is_active,
-        # A client or partner taking part by email (C16: who they were at capture).
-        "external": user.is_external,
-    }
 
 
 # The journal's columns a record needs, read as plain values: model instances
@@ -191,7 +133,7 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         if pk is not None
     } | set(members_at_capture)
     people: dict[str, Any] = {
-        str(user.pk): _person(user)
+        str(user.pk): person_entry(user)
         for user in User.objects.filter(pk__in=named).select_related("department").order_by("pk")
     }
     first_day, last_day = company_day(events[0]["created_at"]), company_day(events[-1]["created_at"])

@@ -12,8 +12,9 @@ from django.db import DEFAULT_DB_ALIAS
 from compliance import archive_store
 from compliance.checks import archive_guards
 from compliance.models import GENESIS_HASH, PurgeEntry, RecordContent, RetentionRecord, SnapshotCursor
+from compliance.records import record_hash, record_hmac
 from compliance.sealing import verify_seals
-from compliance.services import alert_contacts, record_hash, record_hmac
+from compliance.services import alert_contacts
 
 logger = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ from archive.models import StoredFile
 from archive.services import blob_key
 from compliance import archive_store
 from compliance.models import ArchivedMessage, RecordContent, RecordPerson, RetentionRecord
-from compliance.services import company_day
+from compliance.records import company_day
 from compliance.verification import verify
 from compliance.workspace.index import conversation_title
 

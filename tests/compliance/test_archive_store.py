@@ -25,7 +25,7 @@ from storages.backends.s3 import S3Storage
 
 from accounts.models import User
 from archive import services as files
-from compliance import archive_store, services
+from compliance import archive_store, records, services
 from compliance.models import RecordContent, RecordPerson, RetentionRecord
 from compliance.verification import verify
 from messenger import services as chat
@@ -209,7 +209,7 @@ def test_a_snapshot_retried_after_a_failure_writes_the_same_copy(
 def test_the_purge_deletes_the_record_copy_and_keeps_the_file_copies(
     alice: User, dm: Conversation, archive_storage: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
     record = snapshot_with_file(alice, dm)
 
     assert services.purge_expired().purged == 1
@@ -360,7 +360,7 @@ def test_on_s3_a_file_shared_by_a_longer_kept_record_is_kept_longer(
 ) -> None:
     first = snapshot_with_file(alice, dm, "first")
     later = first.retain_until + timedelta(days=3650)
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: later)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: later)
     snapshot_with_file(alice, dm, "second")
 
     head = s3_archive.head_object(

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
-from compliance import services
+from compliance import records, services
 from compliance.models import AuditEvent, PurgeEntry, RecordContent, RetentionRecord
 from compliance.verification import verify
 from messenger import services as chat
@@ -23,7 +23,7 @@ LONG_AGO = date(2015, 12, 31)
 @pytest.fixture
 def expired(monkeypatch: pytest.MonkeyPatch) -> None:
     """Records made from now on are already past their retention (a test seam)."""
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: LONG_AGO)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: LONG_AGO)
 
 
 def archived(author: User, conversation: Conversation, body: str) -> RetentionRecord:
@@ -37,7 +37,7 @@ def test_purge_removes_only_expired_content_keeps_the_chain_and_logs_the_hash(
     alice: User, dm: Conversation, expired: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     old = archived(alice, dm, "from long ago")
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
     young = archived(alice, dm, "still kept")
 
     result = services.purge_expired()
@@ -97,7 +97,7 @@ def test_the_database_refuses_to_delete_held_or_unexpired_content(
         cursor.execute("DELETE FROM compliance_recordcontent WHERE record_id = %s", [held.pk])
 
     other = chat.direct_open(actor=alice, other_user_id=auditor.pk)
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date.today() + timedelta(days=1))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=1))
     young = archived(alice, other, "young")
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("DELETE FROM compliance_recordcontent WHERE record_id = %s", [young.pk])

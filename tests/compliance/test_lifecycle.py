@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from archive import services as files
 from archive.models import StoredFile
-from compliance import lifecycle, services
+from compliance import lifecycle, records, services
 from compliance.models import AuditEvent, RecordContent, RetentionPolicy
 from compliance.verification import verify
 from messenger import selectors
@@ -29,7 +29,7 @@ LONG_AGO = date(2015, 12, 31)
 
 @pytest.fixture
 def expired(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: LONG_AGO)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: LONG_AGO)
 
 
 @pytest.fixture
@@ -88,10 +88,10 @@ def test_without_the_policy_switch_live_messages_stay(alice: User, dm: Conversat
 def test_a_message_edited_in_a_younger_record_stays(
     alice: User, dm: Conversation, purge_live: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: LONG_AGO)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: LONG_AGO)
     message = send(alice, dm, "Old text")
     archive_all(dm)
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date.today() + timedelta(days=900))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=900))
     chat.message_edit(actor=alice, message_id=message.pk, body="New text")
     archive_all(dm)
 
@@ -114,7 +114,7 @@ def test_a_hold_keeps_records_live_messages_and_files(
     stored = attach(alice)
     old = send(alice, dm, "Under investigation", file_ids=[stored.pk])
     archive_all(dm)
-    today = services.company_day(timezone.now())
+    today = records.company_day(timezone.now())
     scopes: dict[str, dict[str, Any]] = {
         "conversation": {"conversation": dm},
         "custodian": {"custodian": alice},

@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Department, User
-from compliance import policies, services
+from compliance import policies, records, services
 from compliance.models import (
     AuditEvent,
     RecordContent,
@@ -135,7 +135,7 @@ def test_a_period_is_never_shortened(auditor: User, years: int, days: int, from_
 def test_an_authority_extends_a_conversation_with_actor_and_reason(
     alice: User, dm: Conversation, auditor: User, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
     expired = archived(alice, dm)
     until = date.today() + timedelta(days=400)
 

@@ -10,7 +10,7 @@ from django.db.models import ProtectedError
 from django.utils import timezone
 
 from accounts.models import User
-from compliance import services
+from compliance import records, services
 from compliance.models import RecordContent, RetentionPolicy, RetentionRecord
 from messenger import services as chat
 from messenger.models import Conversation
@@ -57,10 +57,10 @@ def test_the_calendar_year_is_the_companys_not_utcs() -> None:
     default = RetentionPolicy.objects.get(is_default=True)
     new_year_in_berlin = datetime(2026, 12, 31, 23, 30, tzinfo=UTC)  # 00:30 on 1 January 2027
 
-    made_on = services.company_day(new_year_in_berlin)
+    made_on = records.company_day(new_year_in_berlin)
 
     assert made_on == date(2027, 1, 1)
-    assert services.retain_until(default, made_on) == date(2033, 12, 31)
+    assert records.retain_until(default, made_on) == date(2033, 12, 31)
 
 
 def test_verification_names_a_changed_retention_date_a_removed_cursor_and_a_blanked_hmac(

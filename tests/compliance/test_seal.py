@@ -17,7 +17,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 
 from accounts.models import User
-from compliance import archive_store, sealing, services, tasks
+from compliance import archive_store, records, sealing, services, tasks
 from compliance.models import GENESIS_HASH, AuditEvent, RecordContent, RetentionRecord, Seal
 from compliance.verification import verify
 from messenger import services as chat
@@ -95,7 +95,7 @@ def test_a_seal_names_every_chain_head_is_stamped_and_verifies(
     ]
     assert (payload["format"], payload["seq"], payload["previous_hash"]) == ("kontor.seal/1", 1, GENESIS_HASH)
     assert (payload["chains"], payload["records"], seal.chains) == (2, 3, 2)
-    assert seal.sha256 == services.record_hash(seal.canonical_json.encode())
+    assert seal.sha256 == records.record_hash(seal.canonical_json.encode())
     # Anchored outside the database: a byte-identical copy and a token over its hash.
     assert archive_store.get(seal.storage_name) == seal.canonical_json.encode()
     assert stamping.requests == asked + 1
@@ -150,13 +150,13 @@ def _rewrite_chain(conversation: Conversation, old: str, new: str) -> None:
     for record in RetentionRecord.objects.filter(conversation=conversation).order_by("seq"):
         payload = json.loads(RecordContent.objects.get(record=record).canonical_json)
         payload["previous_hash"] = previous
-        content = services.canonical_json(json.loads(json.dumps(payload).replace(old, new)))
-        digest = services.record_hash(content)
+        content = records.canonical_json(json.loads(json.dumps(payload).replace(old, new)))
+        digest = records.record_hash(content)
         statements += [
             (
                 "UPDATE compliance_retentionrecord SET sha256 = %s, hmac = %s, previous_hash = %s "
                 "WHERE id = %s",
-                [digest, services.record_hmac(content), previous, record.pk],
+                [digest, records.record_hmac(content), previous, record.pk],
             ),
             (
                 "UPDATE compliance_recordcontent SET canonical_json = %s WHERE record_id = %s",
@@ -199,8 +199,8 @@ def _rewrite_seal(seal: Seal, change: dict[str, Any], token: bytes | None = None
     """Rewrite a seal row consistently: new content, hash and HMAC (and a new
     token, when given)."""
     payload = {**json.loads(seal.canonical_json), **change}
-    content = services.canonical_json(payload)
-    digest = services.record_hash(content)
+    content = records.canonical_json(payload)
+    digest = records.record_hash(content)
     token_sql, params = (
         ("", []) if token is None else (", tsa_token = %s", [base64.b64encode(token).decode()])
     )
@@ -208,7 +208,7 @@ def _rewrite_seal(seal: Seal, change: dict[str, Any], token: bytes | None = None
         (
             f"UPDATE compliance_seal SET canonical_json = %s, sha256 = %s, hmac = %s{token_sql} "
             "WHERE id = %s",
-            [content.decode(), digest, services.record_hmac(content), *params, seal.pk],
+            [content.decode(), digest, records.record_hmac(content), *params, seal.pk],
         )
     )
 
@@ -250,7 +250,7 @@ def test_a_backdated_seal_with_a_fresh_token_is_caught_by_the_token_time(
     seal = sealing.seal_heads()
     sealed_at = datetime.fromisoformat(json.loads(seal.canonical_json)["sealed_at"])
     backdated = (sealed_at - timedelta(hours=3)).isoformat(timespec="milliseconds")
-    content = services.canonical_json({**json.loads(seal.canonical_json), "sealed_at": backdated})
+    content = records.canonical_json({**json.loads(seal.canonical_json), "sealed_at": backdated})
 
     _rewrite_seal(seal, {"sealed_at": backdated}, token=sealing.timestamp(content))
 

@@ -10,7 +10,7 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
-from compliance import services, tasks
+from compliance import records, services, tasks
 from compliance.models import GENESIS_HASH, RecordContent, RetentionPolicy, RetentionRecord
 from compliance.verification import verify
 from messenger import services as chat
@@ -42,7 +42,7 @@ def test_a_snapshot_archives_every_version_of_a_message(alice: User, dm: Convers
         ("deleted", "Preis: 1.100 EUR"),
     ]
     assert payload["people"][str(alice.pk)]["email"] == alice.email
-    assert record.sha256 == services.record_hash(record.content.canonical_json.encode())
+    assert record.sha256 == records.record_hash(record.content.canonical_json.encode())
     assert record.previous_hash == GENESIS_HASH
 
 
@@ -95,16 +95,16 @@ def test_retention_runs_from_the_end_of_the_calendar_year() -> None:
     broker = RetentionPolicy.objects.get(name__contains="Broker")
 
     assert (letters.years, letters.from_year_end) == (6, True)
-    assert services.retain_until(letters, date(2026, 3, 5)) == date(2032, 12, 31)
-    assert services.retain_until(letters, date(2026, 12, 31)) == date(2032, 12, 31)
-    assert services.retain_until(broker, date(2026, 3, 5)) == date(2032, 3, 5)
-    assert services.retain_until(broker, date(2024, 2, 29)) == date(2030, 2, 28)
+    assert records.retain_until(letters, date(2026, 3, 5)) == date(2032, 12, 31)
+    assert records.retain_until(letters, date(2026, 12, 31)) == date(2032, 12, 31)
+    assert records.retain_until(broker, date(2026, 3, 5)) == date(2032, 3, 5)
+    assert records.retain_until(broker, date(2024, 2, 29)) == date(2030, 2, 28)
 
 
 def test_canonical_json_is_sorted_compact_utf8_and_refuses_floats() -> None:
-    assert services.canonical_json({"b": 1, "a": "Grüße"}) == '{"a":"Grüße","b":1}'.encode()
+    assert records.canonical_json({"b": 1, "a": "Grüße"}) == '{"a":"Grüße","b":1}'.encode()
     with pytest.raises(TypeError):
-        services.canonical_json({"amount": 1.5})
+        records.canonical_json({"amount": 1.5})
 
 
 def _snapshotted(alice: User, dm: Conversation) -> RetentionRecord:

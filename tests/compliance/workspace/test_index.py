@@ -12,7 +12,7 @@ from django.db import connection
 
 from accounts.models import Department, User
 from archive.models import StoredFile
-from compliance import services
+from compliance import records, services
 from compliance.models import ArchivedMessage, RecordContent
 from compliance.workspace import index
 from messenger import services as chat
@@ -146,7 +146,7 @@ def test_reindex_rebuilds_a_lost_index_exactly_from_the_records(
 def test_the_purge_takes_a_records_index_rows_with_its_content(
     alice: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
     chat.message_send(actor=alice, conversation_id=dm.pk, body="Alte Rechnung")
     archive(dm)
     assert ArchivedMessage.objects.count() == 1

@@ -25,7 +25,7 @@ from accounts import roles
 from accounts.models import User
 from archive import services as files
 from archive.models import StoredFile
-from compliance import archive_store, services
+from compliance import archive_store, records, services
 from compliance.models import AuditEvent, Case, RetentionRecord
 from compliance.workspace import cases
 from compliance.workspace import reconstruct as reconstruct_module
@@ -290,10 +290,10 @@ def test_it_reads_only_the_records_not_the_live_chat(
 def test_a_record_purged_after_retention_is_a_gap_and_the_rest_still_reads(
     alice: User, bob: User, dm: Conversation, case: Case, browser: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
     old = chat.message_send(actor=alice, conversation_id=dm.pk, body="Uralt").message
     archive(dm)
-    monkeypatch.setattr(services, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
     chat.message_edit(actor=alice, message_id=old.pk, body="Uralt, korrigiert")
     chat.message_send(actor=bob, conversation_id=dm.pk, body="Noch da")
     archive(dm)

@@ -19,6 +19,7 @@ Limits come from the ``KONTOR_HEALTH_*`` settings (docs/deployment.md).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -108,11 +109,16 @@ class Report:
         }
 
 
+def _failure(error: Exception, where: str = "") -> str:
+    """An error as the operator's console shows it (never in /healthz)."""
+    return f"{where}{type(error).__name__}: {error}"[:300]
+
+
 def _reached(name: str, probe: Callable[[], str]) -> Check:
     try:
         detail = probe()
     except Exception as error:
-        return Check(name, False, "failing", detail=f"{type(error).__name__}: {error}"[:300])
+        return Check(name, False, "failing", detail=_failure(error))
     return Check(name, True, "ok", detail=detail)
 
 
@@ -174,9 +180,7 @@ def _heartbeat_check(name: str, max_age: float, now: float, since: float | None)
     try:
         note = last(name)
     except Exception as error:
-        return Check(
-            name, False, "failing", None, max_age, f"health cache: {type(error).__name__}: {error}"[:300]
-        )
+        return Check(name, False, "failing", None, max_age, _failure(error, "health cache: "))
     check = _fresh(name, note["at"] if note else None, max_age, now, since=since)
     if name == "worker" and note and note.get("lag") is not None:
         check.detail += f"; task lag {note['lag']:.1f} s"
@@ -192,53 +196,74 @@ def _started() -> float | None:
 
 
 def _seal_check(now: float, since: float | None) -> Check:
-    from compliance.models import Seal
+    from compliance.selectors import seal_latest_at
 
     try:
-        created = Seal.objects.order_by("-seq").values_list("created_at", flat=True).first()
+        created = seal_latest_at()
     except Exception as error:
-        return Check("seal", False, "failing", detail=f"{type(error).__name__}: {error}"[:300])
+        return Check("seal", False, "failing", detail=_failure(error))
     max_age = float(settings.KONTOR_HEALTH_SEAL_MAX_AGE)
     return _fresh("seal", created.timestamp() if created else None, max_age, now, since=since)
 
 
 def _verification_check(now: float, since: float | None) -> Check:
-    from compliance.models import AuditEvent
+    from compliance.selectors import verification_latest
 
     try:
-        latest = (
-            AuditEvent.objects.filter(kind=AuditEvent.Kind.VERIFIED)
-            .order_by("-id")
-            .values_list("created_at", "detail")
-            .first()
-        )
+        latest = verification_latest()
     except Exception as error:
-        return Check("verification", False, "failing", detail=f"{type(error).__name__}: {error}"[:300])
+        return Check("verification", False, "failing", detail=_failure(error))
     max_age = float(settings.KONTOR_HEALTH_VERIFY_MAX_AGE)
     check = _fresh("verification", latest[0].timestamp() if latest else None, max_age, now, since=since)
-    if latest and not (latest[1] or {}).get("ok", False):
+    if latest and not latest[1].get("ok", False):
         check.ok, check.status = False, "failing"
         check.detail = "the last verification found problems (run manage.py verify_archive)"
     return check
 
 
-def report() -> Report:
-    """Run every check (a few milliseconds plus a round trip to each server)."""
+def _network_checks() -> list[Callable[[], Check]]:
+    """The probes that wait on another server (up to ``CONNECT_TIMEOUT`` each)."""
+    redis: Callable[[], Check] = (
+        (lambda: _reached("redis", _redis))
+        if settings.REDIS_URL
+        else (lambda: Check("redis", True, "off", detail="REDIS_URL not set (embedded default)"))
+    )
+    return [redis, lambda: _reached("broker", _broker)]
+
+
+def _recorded_checks() -> list[Check]:
+    """The checks read from the health cache and the database (milliseconds)."""
     now = time.time()
     since = _started()
     heartbeat_max = float(settings.KONTOR_HEALTH_HEARTBEAT_MAX_AGE)
-    checks = [_reached("database", _database)]
-    if settings.REDIS_URL:
-        checks.append(_reached("redis", _redis))
-    else:
-        checks.append(Check("redis", True, "off", detail="REDIS_URL not set (embedded default)"))
-    checks.append(_reached("broker", _broker))
-    checks.append(_heartbeat_check("beat", heartbeat_max, now, None))
-    checks.append(_heartbeat_check("worker", heartbeat_max, now, None))
-    checks.append(_heartbeat_check("snapshot_sweep", float(settings.KONTOR_HEALTH_SWEEP_MAX_AGE), now, since))
-    checks.append(_seal_check(now, since))
-    checks.append(_verification_check(now, since))
-    return Report(checks)
+    return [
+        _heartbeat_check("beat", heartbeat_max, now, None),
+        _heartbeat_check("worker", heartbeat_max, now, None),
+        _heartbeat_check("snapshot_sweep", float(settings.KONTOR_HEALTH_SWEEP_MAX_AGE), now, since),
+        _seal_check(now, since),
+        _verification_check(now, since),
+    ]
+
+
+def report() -> Report:
+    """Run every check (a few milliseconds plus a round trip to each server)."""
+    database = _reached("database", _database)
+    network = [probe() for probe in _network_checks()]
+    return Report([database, *network, *_recorded_checks()])
+
+
+async def report_async() -> Report:
+    """``report()`` for the web process. The network probes run in threads of
+    their own, side by side, so an unreachable Redis or broker never holds the
+    process's one database thread (the sockets' queries wait on it); the
+    database checks take that thread for their milliseconds."""
+    from asgiref.sync import sync_to_async
+
+    probes = [sync_to_async(probe, thread_sensitive=False)() for probe in _network_checks()]
+    network = asyncio.gather(*probes)
+    database = await sync_to_async(_reached)("database", _database)
+    recorded = await sync_to_async(_recorded_checks)()
+    return Report([database, *await network, *recorded])
 
 
 # --- What the heartbeat task and the sweep call -------------------------------
@@ -272,23 +297,9 @@ def task_lag() -> float | None:
 def archive_lag() -> float:
     """Seconds since the oldest journal event not yet in a retention record
     (0 when everything is archived): how far the archive is behind the chat."""
-    from django.db.models import F, Min, OuterRef, Subquery
-    from django.db.models.functions import Coalesce
     from django.utils import timezone
 
-    from compliance.models import SnapshotCursor
-    from messenger.models import Conversation, Event
+    from compliance.selectors import journal_oldest_unarchived_at
 
-    cursor = SnapshotCursor.objects.filter(conversation=OuterRef("pk")).values("last_event_id")[:1]
-    oldest_pending = (
-        Event.objects.filter(conversation=OuterRef("pk"), id__gt=OuterRef("archived_to"))
-        .order_by("id")
-        .values("created_at")[:1]
-    )
-    oldest = (
-        Conversation.objects.annotate(archived_to=Coalesce(Subquery(cursor), 0))
-        .annotate(pending=Subquery(oldest_pending))
-        .filter(pending__isnull=False)
-        .aggregate(oldest=Min(F("pending")))["oldest"]
-    )
+    oldest = journal_oldest_unarchived_at()
     return 0.0 if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())

@@ -13,10 +13,10 @@ from config import health, metrics
 
 @never_cache
 @require_GET
-def healthz(request: HttpRequest) -> JsonResponse:
+async def healthz(request: HttpRequest) -> JsonResponse:
     """200 and {"status": "ok", …} when every check passes, else 503. No sign-in:
     it names checks, states and ages only, never hosts, errors or counts of people."""
-    report = health.report()
+    report = await health.report_async()
     return JsonResponse(report.public(), status=200 if report.ok else 503)
 
 

@@ -1,17 +1,21 @@
 """/healthz and ``manage.py health``: healthy only while every part is reached and
 every periodic job ran recently; liveness comes from real heartbeats."""
 
+import asyncio
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from io import StringIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import HttpCommunicator
 from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -22,6 +26,7 @@ from compliance.models import AuditEvent
 from compliance.tasks import snapshot_due
 from compliance.verification import verify_and_report
 from config import health
+from config.asgi import application
 from config.celery import ensure_broker_folders
 from tests.live import REPO_ROOT, database_url_for_server, log_tail
 
@@ -286,3 +291,46 @@ def test_a_worker_with_beat_reports_beat_and_worker_alive_with_the_task_lag(
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
+
+
+def _database_round_trip() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_server_probe_does_not_hold_the_database_thread(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A web process has one thread for database work, which every socket's
+    queries wait on: /healthz waiting up to its timeout on an unreachable Redis
+    must not hold it."""
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    probing, answered = threading.Event(), threading.Event()
+
+    def slow_redis() -> str:
+        probing.set()
+        answered.wait(120)
+        return "PING answered"
+
+    monkeypatch.setattr(health, "_redis", slow_redis)
+
+    async def scenario() -> tuple[bool, Any]:
+        probe = asyncio.ensure_future(
+            HttpCommunicator(application, "GET", "/healthz").get_response(timeout=120)
+        )
+        assert await asyncio.to_thread(probing.wait, 60)
+        # Redis keeps the probe waiting; the database thread still serves others.
+        await asyncio.wait_for(sync_to_async(_database_round_trip)(), timeout=30)
+        still_waiting = not probe.done()
+        answered.set()
+        return still_waiting, await asyncio.wait_for(probe, timeout=60)
+
+    still_waiting, response = asyncio.run(scenario())
+
+    assert still_waiting
+    assert response["status"] == 503  # no heartbeats in this test
+    assert json.loads(response["body"])["checks"]["redis"]["status"] == "ok"
+    assert (b"X-Content-Type-Options", b"nosniff") in response["headers"]

@@ -73,7 +73,9 @@ class PollResult:
 
 
 @dataclass(frozen=True)
-class _Account:
+class Mailbox:
+    """Where replies arrive: the ``KONTOR_IMAP_*`` settings, any of them overridden."""
+
     host: str
     port: int
     use_ssl: bool
@@ -81,32 +83,63 @@ class _Account:
     password: str
     folder: str
 
+    @classmethod
+    def from_settings(cls, **overrides: Any) -> "Mailbox":
+        """The settings, with ``overrides`` (host=…, folder=…) where given. Raises
+        ImproperlyConfigured naming a required setting that is empty."""
+        unknown = set(overrides) - set(_SETTINGS)
+        if unknown:
+            raise TypeError(f"Unknown mailbox fields: {sorted(unknown)}")
+        values = {
+            name: getattr(settings, setting) if overrides.get(name) is None else overrides[name]
+            for name, setting in _SETTINGS.items()
+        }
+        for name in ("host", "user", "password", "folder"):
+            if not values[name]:
+                raise ImproperlyConfigured(
+                    f"{_SETTINGS[name]} is not set: receiving replies by IMAP needs it."
+                )
+        return cls(**{**values, "port": int(values["port"]), "use_ssl": bool(values["use_ssl"])})
 
-def _account(
-    host: str | None,
-    port: int | None,
-    use_ssl: bool | None,
-    user: str | None,
-    password: str | None,
-    folder: str | None,
-) -> _Account:
-    values = {
-        "KONTOR_IMAP_HOST": settings.KONTOR_IMAP_HOST if host is None else host,
-        "KONTOR_IMAP_USER": settings.KONTOR_IMAP_USER if user is None else user,
-        "KONTOR_IMAP_PASSWORD": settings.KONTOR_IMAP_PASSWORD if password is None else password,
-        "KONTOR_IMAP_FOLDER": settings.KONTOR_IMAP_FOLDER if folder is None else folder,
-    }
-    for name, value in values.items():
-        if not value:
-            raise ImproperlyConfigured(f"{name} is not set: receiving replies by IMAP needs it.")
-    return _Account(
-        host=values["KONTOR_IMAP_HOST"],
-        port=int(settings.KONTOR_IMAP_PORT if port is None else port),
-        use_ssl=bool(settings.KONTOR_IMAP_SSL if use_ssl is None else use_ssl),
-        user=values["KONTOR_IMAP_USER"],
-        password=values["KONTOR_IMAP_PASSWORD"],
-        folder=values["KONTOR_IMAP_FOLDER"],
-    )
+
+_SETTINGS = {
+    "host": "KONTOR_IMAP_HOST",
+    "port": "KONTOR_IMAP_PORT",
+    "use_ssl": "KONTOR_IMAP_SSL",
+    "user": "KONTOR_IMAP_USER",
+    "password": "KONTOR_IMAP_PASSWORD",
+    "folder": "KONTOR_IMAP_FOLDER",
+}
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """How a watcher waits: IDLE or polling, and how it backs off after failures."""
+
+    idle: bool = True  # use IMAP IDLE when the server offers it
+    idle_timeout: float = IDLE_TIMEOUT
+    poll_interval: float = POLL_INTERVAL  # without IDLE
+    retry_min: float = 1.0  # first wait after a failure, doubling up to retry_max
+    retry_max: float = 300.0
+    timeout: float = CONNECT_TIMEOUT
+
+
+class _Backoff:
+    """After a failure: log it, wait, and wait twice as long next time (up to
+    the maximum) until a poll succeeds again."""
+
+    def __init__(self, pacing: Pacing, stop: threading.Event) -> None:
+        self.pacing, self.stop = pacing, stop
+        self.delay = pacing.retry_min
+
+    def succeeded(self) -> None:
+        self.delay = self.pacing.retry_min
+
+    def failed(self, error: Exception, what: str) -> None:
+        log = logger.error if isinstance(error, MailboxError) else logger.warning
+        log("%s (%s); again in %.0f s", what, _text(error) or type(error).__name__, self.delay)
+        self.stop.wait(self.delay)
+        self.delay = min(self.delay * 2, self.pacing.retry_max)
 
 
 def _is_loopback(host: str) -> bool:
@@ -118,7 +151,7 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _open(account: _Account, timeout: float) -> imaplib.IMAP4:
+def _open(account: Mailbox, timeout: float) -> imaplib.IMAP4:
     context = ssl.create_default_context()
     if account.use_ssl:
         return imaplib.IMAP4_SSL(account.host, account.port, ssl_context=context, timeout=timeout)
@@ -137,7 +170,7 @@ def _open(account: _Account, timeout: float) -> imaplib.IMAP4:
     return connection
 
 
-def _login(connection: imaplib.IMAP4, account: _Account) -> None:
+def _login(connection: imaplib.IMAP4, account: Mailbox) -> None:
     where = f"{account.user!r} at {account.host}:{account.port}"
     if "LOGINDISABLED" in connection.capabilities:
         raise MailboxError(f"The IMAP server refuses to log in {where} without TLS (LOGINDISABLED).")
@@ -205,21 +238,12 @@ def _select(connection: imaplib.IMAP4, folder: str) -> None:
         raise MailboxError(f"Cannot select the IMAP folder {folder!r}: {_text(data)}")
 
 
-def mailbox_poll(
-    *,
-    host: str | None = None,
-    port: int | None = None,
-    use_ssl: bool | None = None,
-    user: str | None = None,
-    password: str | None = None,
-    folder: str | None = None,
-    timeout: float = CONNECT_TIMEOUT,
-) -> PollResult:
+def mailbox_poll(*, mailbox: Mailbox | None = None, timeout: float = CONNECT_TIMEOUT) -> PollResult:
     """Connect, hand every unseen message of the folder to ``incoming`` once,
-    log out. Defaults come from the ``KONTOR_IMAP_*`` settings. Raises
+    log out. The mailbox defaults to the ``KONTOR_IMAP_*`` settings. Raises
     ``MailboxError``, ``ImproperlyConfigured``, OSError or ``imaplib.IMAP4.error``
     when the mailbox cannot be read."""
-    account = _account(host, port, use_ssl, user, password, folder)
+    account = mailbox or Mailbox.from_settings()
     connection = _open(account, timeout)
     try:
         _login(connection, account)
@@ -344,77 +368,68 @@ def _bounce_oversized(connection: imaplib.IMAP4, uid: str, size: int, limit: int
 
 def mailbox_watch(
     *,
-    host: str | None = None,
-    port: int | None = None,
-    use_ssl: bool | None = None,
-    user: str | None = None,
-    password: str | None = None,
-    folder: str | None = None,
+    mailbox: Mailbox | None = None,
+    pacing: Pacing = Pacing(),
     stop: threading.Event | None = None,
-    idle: bool = True,
-    idle_timeout: float = IDLE_TIMEOUT,
-    poll_interval: float = POLL_INTERVAL,
-    retry_min: float = 1.0,
-    retry_max: float = 300.0,
-    timeout: float = CONNECT_TIMEOUT,
     on_poll: Callable[[PollResult], None] | None = None,
 ) -> None:
-    """Poll, then wait for new mail (IDLE if the server offers it and ``idle``,
-    else ``poll_interval`` seconds), until ``stop`` is set or KeyboardInterrupt.
-    Connection errors and refused logins are logged and retried after
-    ``retry_min`` seconds, doubling up to ``retry_max``. ``on_poll`` is called
-    after each poll (in this thread)."""
-    account = _account(host, port, use_ssl, user, password, folder)
+    """Poll, then wait for new mail (IDLE if the server offers it and the pacing
+    allows, else ``poll_interval`` seconds), until ``stop`` is set or
+    KeyboardInterrupt. Connection errors and refused logins are logged and
+    retried with a doubling wait. ``on_poll`` is called after each poll (in this
+    thread). The mailbox defaults to the ``KONTOR_IMAP_*`` settings."""
+    account = mailbox or Mailbox.from_settings()
     stop = stop or threading.Event()
-    delay = retry_min
+    backoff = _Backoff(pacing, stop)
     try:
         while not stop.is_set():
             try:
-                connection = _open(account, timeout)
+                connection = _open(account, pacing.timeout)
             except (*_CONNECTION_ERRORS, MailboxError) as error:
-                log = logger.error if isinstance(error, MailboxError) else logger.warning
-                log(
-                    "Cannot use the IMAP server %s:%s (%s); again in %.0f s",
-                    account.host, account.port, _text(error) or type(error).__name__, delay,
-                )  # fmt: skip
-                stop.wait(delay)
-                delay = min(delay * 2, retry_max)
+                backoff.failed(error, f"Cannot use the IMAP server {account.host}:{account.port}")
                 continue
             try:
                 _login(connection, account)
-                use_idle = idle and "IDLE" in connection.capabilities
-                while not stop.is_set():
-                    # As Django does around each request: after minutes in IDLE the
-                    # database may have dropped the connection (or CONN_MAX_AGE passed).
-                    _close_old_connections()
-                    result = _poll(connection, account.folder, stop)
-                    _close_old_connections()
-                    delay = retry_min
-                    if result != PollResult():
-                        logger.info("IMAP poll of %s: %s", account.folder, result)
-                    if on_poll is not None:
-                        on_poll(result)
-                    if stop.is_set():
-                        break
-                    if use_idle:
-                        try:
-                            idle_wait(connection, timeout=idle_timeout, stop=stop)
-                        except IdleRefused as refusal:
-                            logger.warning(
-                                "IMAP IDLE refused (%s); polling every %.0f s", refusal, poll_interval
-                            )
-                            use_idle = False
-                    else:
-                        stop.wait(poll_interval)
+                _watch_connected(connection, account.folder, pacing, stop, backoff, on_poll)
             except (*_CONNECTION_ERRORS, MailboxError) as error:
-                log = logger.error if isinstance(error, MailboxError) else logger.warning
-                log("IMAP mailbox %s: %s; reconnecting in %.0f s", account.folder, _text(error), delay)
-                stop.wait(delay)
-                delay = min(delay * 2, retry_max)
+                backoff.failed(error, f"IMAP mailbox {account.folder}: reconnecting")
             finally:
                 _close(connection)
     except KeyboardInterrupt:
         logger.info("Stopped watching the IMAP mailbox")
+
+
+def _watch_connected(
+    connection: imaplib.IMAP4,
+    folder: str,
+    pacing: Pacing,
+    stop: threading.Event,
+    backoff: _Backoff,
+    on_poll: Callable[[PollResult], None] | None,
+) -> None:
+    """Poll and wait on one logged-in connection until ``stop`` or an error."""
+    use_idle = pacing.idle and "IDLE" in connection.capabilities
+    while not stop.is_set():
+        # As Django does around each request: after minutes in IDLE the
+        # database may have dropped the connection (or CONN_MAX_AGE passed).
+        _close_old_connections()
+        result = _poll(connection, folder, stop)
+        _close_old_connections()
+        backoff.succeeded()
+        if result != PollResult():
+            logger.info("IMAP poll of %s: %s", folder, result)
+        if on_poll is not None:
+            on_poll(result)
+        if stop.is_set():
+            break
+        if use_idle:
+            try:
+                idle_wait(connection, timeout=pacing.idle_timeout, stop=stop)
+            except IdleRefused as refusal:
+                logger.warning("IMAP IDLE refused (%s); polling every %.0f s", refusal, pacing.poll_interval)
+                use_idle = False
+        else:
+            stop.wait(pacing.poll_interval)
 
 
 def _close_old_connections() -> None:

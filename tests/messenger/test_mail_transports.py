@@ -227,16 +227,21 @@ def test_poll_logs_in_with_a_utf8_password(
     dovecot: Dovecot, imap_mailbox: ImapMailbox, fake: FakeIncoming
 ) -> None:
     assert dovecot.utf8_password == "Pässwörtchen-ß"
-    assert imap.mailbox_poll(user=dovecot.utf8_user, password=dovecot.utf8_password) == imap.PollResult()
+    assert (
+        imap.mailbox_poll(
+            mailbox=imap.Mailbox.from_settings(user=dovecot.utf8_user, password=dovecot.utf8_password)
+        )
+        == imap.PollResult()
+    )
 
 
 def test_poll_says_clearly_what_is_wrong(
     imap_mailbox: ImapMailbox, fake: FakeIncoming, settings: Any
 ) -> None:
     with pytest.raises(imap.MailboxError, match=r"IMAP login as 'kontor' at 127\.0\.0\.1:\d+ refused"):
-        imap.mailbox_poll(password="wrong")
+        imap.mailbox_poll(mailbox=imap.Mailbox.from_settings(password="wrong"))
     with pytest.raises(imap.MailboxError, match="Cannot select the IMAP folder 'Nowhere'"):
-        imap.mailbox_poll(folder="Nowhere")
+        imap.mailbox_poll(mailbox=imap.Mailbox.from_settings(folder="Nowhere"))
     settings.KONTOR_IMAP_HOST = ""
     with pytest.raises(imap.ImproperlyConfigured, match="KONTOR_IMAP_HOST is not set"):
         imap.mailbox_poll()
@@ -256,13 +261,18 @@ def test_plain_imap_is_refused_off_loopback_without_starttls(
 class Watcher:
     """``mailbox_watch`` in a thread, stopped at the end of the test."""
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, port: int | None = None, **pacing: Any) -> None:
         self.stop = threading.Event()
         self.polls: list[imap.PollResult] = []
         self.polled = threading.Condition()
         self.thread = threading.Thread(
             target=imap.mailbox_watch,
-            kwargs={"stop": self.stop, "on_poll": self._on_poll, **kwargs},
+            kwargs={
+                "mailbox": imap.Mailbox.from_settings(port=port),
+                "pacing": imap.Pacing(**pacing),
+                "stop": self.stop,
+                "on_poll": self._on_poll,
+            },
             daemon=True,
         )
 

@@ -50,26 +50,24 @@ class Command(BaseCommand):
         self.stdout.write("Stopped.")
 
     def _mailbox(self, *, once: bool) -> None:
-        for name in ("KONTOR_IMAP_HOST", "KONTOR_IMAP_USER", "KONTOR_IMAP_PASSWORD", "KONTOR_IMAP_FOLDER"):
-            if not getattr(settings, name, ""):
-                raise CommandError(f"{name} is not set: receiving replies by IMAP needs it.")
-        where = f"{settings.KONTOR_IMAP_USER}@{settings.KONTOR_IMAP_HOST}:{settings.KONTOR_IMAP_PORT}"
+        try:
+            mailbox = imap.Mailbox.from_settings()
+        except ImproperlyConfigured as error:
+            raise CommandError(str(error)) from None
+        where = f"{mailbox.user}@{mailbox.host}:{mailbox.port}"
         if not once:
-            self.stdout.write(f"Watching {settings.KONTOR_IMAP_FOLDER!r} of {where} (Ctrl-C to stop)")
+            self.stdout.write(f"Watching {mailbox.folder!r} of {where} (Ctrl-C to stop)")
             self.stdout.flush()
-            try:
-                imap.mailbox_watch(on_poll=self._report)
-            except ImproperlyConfigured as error:
-                raise CommandError(str(error)) from None
+            imap.mailbox_watch(mailbox=mailbox, on_poll=self._report)
             self.stdout.write("Stopped.")
             return
         try:
-            result = imap.mailbox_poll()
-        except (imap.MailboxError, ImproperlyConfigured) as error:
+            result = imap.mailbox_poll(mailbox=mailbox)
+        except imap.MailboxError as error:
             raise CommandError(str(error)) from None
         except (OSError, EOFError, imaplib.IMAP4.error) as error:
             raise CommandError(f"IMAP mailbox {where}: {error or type(error).__name__}") from None
-        self.stdout.write(f"{settings.KONTOR_IMAP_FOLDER}: {result}")
+        self.stdout.write(f"{mailbox.folder}: {result}")
 
     def _report(self, result: imap.PollResult) -> None:
         if result != imap.PollResult():

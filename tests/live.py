@@ -144,7 +144,7 @@ def celery_worker(name: str = "celery-worker", *, extra_env: dict[str, str] | No
             time.sleep(0.2)
         yield log_path
     finally:
-        _stop(process, signal.SIGQUIT)  # a cold shutdown: the worker is idle by now
+        stop_process(process, signal.SIGQUIT)  # a cold shutdown: the worker is idle by now
         _wait_for_sessions_to_end(database_url, app_name)
 
 
@@ -201,11 +201,11 @@ def daphne(name: str = "live-server", *, extra_env: dict[str, str] | None = None
                 time.sleep(0.1)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process, signal.SIGTERM)
+        stop_process(process, signal.SIGTERM)
         _wait_for_sessions_to_end(database_url, app_name)
 
 
-def _stop(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = 30) -> None:
+def stop_process(process: subprocess.Popen[bytes], first: signal.Signals, timeout: float = 30) -> None:
     """Ask with ``first``, then kill if it has not exited within ``timeout`` seconds."""
     process.send_signal(first)
     try:
@@ -232,3 +232,37 @@ def _wait_for_sessions_to_end(database_url: str, app_name: str, timeout: float =
             if row is None or row[0] == 0:
                 return
             time.sleep(0.1)
+
+
+@contextmanager
+def beat_worker(
+    *, data_dir: Path, queue: str, log_path: Path, name: str
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A Celery worker with beat inside, as ``scripts/run.sh`` starts one, on its
+    own data folder and queue (so no other test's tasks reach it); stopped with
+    SIGTERM, killed if it does not exit."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_server(),
+        "KONTOR_DATA_DIR": str(data_dir),
+        "KONTOR_CELERY_QUEUE": queue,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.REDIS_URL:
+        env["REDIS_URL"] = settings.REDIS_URL
+    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--pool", "solo"]
+    command += [
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+        "-n",
+        f"{name}-{os.getpid()}@%h",
+    ]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield process
+    finally:
+        stop_process(process, signal.SIGTERM)

@@ -7,39 +7,30 @@ folder at all, so the first snapshot failed on ``data/archive``.
 """
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.conf import settings
 
 from compliance import archive_store
 from config.celery import ensure_data_folders
-from tests.live import REPO_ROOT, database_url_for_server, log_tail
+from tests.live import beat_worker, log_tail
+
+
+def _folder(location: Path, **options: int) -> dict[str, Any]:
+    """A file storage in ``location`` (which need not exist yet)."""
+    return {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(location), **options},
+    }
 
 
 def test_a_worker_with_beat_starts_beat_on_a_fresh_data_folder(db: None, tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh-data"  # does not exist yet
     log_path = tmp_path / "worker.log"
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_server(),
-        "KONTOR_DATA_DIR": str(data_dir),
-        "KONTOR_CELERY_QUEUE": f"kontor-test-beat-{os.getpid()}",
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--pool", "solo"]
-    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"beat-{os.getpid()}@%h"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    queue = f"kontor-test-beat-{os.getpid()}"
+    with beat_worker(data_dir=data_dir, queue=queue, log_path=log_path, name="beat") as process:
         deadline = time.monotonic() + 60
         while not list((data_dir / "celery").glob("beat-schedule*")):
             text = log_path.read_text(errors="replace")
@@ -53,27 +44,13 @@ def test_a_worker_with_beat_starts_beat_on_a_fresh_data_folder(db: None, tmp_pat
             assert time.monotonic() < deadline, log_tail(log_path)
             time.sleep(0.2)
         assert "beat raised exception" not in log_path.read_text(errors="replace")
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def test_the_first_archive_copy_goes_into_a_data_folder_not_made_yet(settings: Any, tmp_path: Path) -> None:
     root = tmp_path / "fresh-data" / "archive"
     settings.STORAGES = {
         **settings.STORAGES,
-        "archive": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {
-                "location": str(root),
-                "file_permissions_mode": 0o440,
-                "directory_permissions_mode": 0o750,
-            },
-        },
+        "archive": _folder(root, file_permissions_mode=0o440, directory_permissions_mode=0o750),
     }
 
     archive_store.put("records/1/000001.json", b'{"n": 1}', None)
@@ -91,14 +68,8 @@ def test_ensure_data_folders_makes_every_folder_a_worker_and_beat_write_to(
     settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # a server broker: no broker folders
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(data_dir / "media")},
-        },
-        "archive": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(data_dir / "archive"), "directory_permissions_mode": 0o750},
-        },
+        "default": _folder(data_dir / "media"),
+        "archive": _folder(data_dir / "archive", directory_permissions_mode=0o750),
     }
 
     ensure_data_folders()

@@ -4,9 +4,6 @@ every periodic job ran recently; liveness comes from real heartbeats."""
 import asyncio
 import json
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from io import StringIO
@@ -28,7 +25,7 @@ from compliance.verification import verify_and_report
 from config import health
 from config.asgi import application
 from config.celery import ensure_broker_folders
-from tests.live import REPO_ROOT, database_url_for_server, log_tail
+from tests.live import beat_worker, log_tail
 
 CHECKS = {"database", "redis", "broker", "beat", "worker", "snapshot_sweep", "seal", "verification"}
 
@@ -258,22 +255,8 @@ def test_a_worker_with_beat_reports_beat_and_worker_alive_with_the_task_lag(
         )
         | {"TIMEOUT": None, "KEY_PREFIX": f"kontor:health:{queue}"},
     }
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url_for_server(),
-        "KONTOR_DATA_DIR": str(data_dir),
-        "KONTOR_CELERY_QUEUE": queue,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "PYTHONUNBUFFERED": "1",
-    }
-    if settings.REDIS_URL:
-        env["REDIS_URL"] = settings.REDIS_URL
     log_path = tmp_path / "worker.log"
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "--beat", "--pool", "solo"]
-    command += ["--loglevel", "INFO", "--without-gossip", "--without-mingle", "-n", f"hb-{os.getpid()}@%h"]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
+    with beat_worker(data_dir=data_dir, queue=queue, log_path=log_path, name="hb") as process:
         deadline = time.monotonic() + 120
         while health.last("worker") is None:
             assert process.poll() is None, log_tail(log_path)
@@ -284,13 +267,6 @@ def test_a_worker_with_beat_reports_beat_and_worker_alive_with_the_task_lag(
         assert checks["worker"].ok and checks["worker"].status == "ok"
         lag = health.task_lag()
         assert lag is not None and 0 <= lag < 30
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _database_round_trip() -> None:

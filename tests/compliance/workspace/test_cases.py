@@ -19,7 +19,7 @@ from accounts.models import User
 from compliance.models import AuditEvent, Case
 from compliance.services import hold_set
 from compliance.workspace import cases
-from compliance.workspace.views_cases import refusals_shown
+from compliance.workspace.views.shared import refusals_shown
 from messenger.models import Conversation
 from tests.compliance.workspace.cases_helpers import (
     ADDRESS,

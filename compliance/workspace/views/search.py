@@ -10,21 +10,18 @@ import functools
 from typing import Any
 from urllib.parse import urlencode
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
-from accounts.models import User
+from accounts.http import AuthenticatedHttpRequest
+from compliance.audit import Origin, audit_event_record
 from compliance.models import ArchivedMessage, AuditEvent, Case
-from compliance.workspace import audit, search
+from compliance.workspace import search
 from compliance.workspace.access import auditor_required
 from compliance.workspace.cases import case_for_results
-from compliance.workspace.forms_search import SearchForm
-
-
-class AuditorRequest(HttpRequest):
-    user: User
+from compliance.workspace.forms.search import SearchForm
 
 
 def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
@@ -37,18 +34,21 @@ def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
     return f"{base}?{urlencode({'at': message.at.isoformat()})}#m{message.message_id}"
 
 
-def _results(request: AuditorRequest, case: Case, criteria: search.Criteria) -> dict[str, Any]:
+def _results(request: AuthenticatedHttpRequest, case: Case, criteria: search.Criteria) -> dict[str, Any]:
     resumed = search.read_cursor(request.GET.get("after"), case_id=case.pk, criteria=criteria)
     if resumed is None:
         total, capped = search.count(criteria)
-        audit.record(
-            request,
-            AuditEvent.Kind.SEARCHED,
+        audit_event_record(
+            kind=AuditEvent.Kind.SEARCHED,
+            actor=request.user,
             case=case,
-            query=criteria.q,
-            filters=criteria.filters(),
-            results=total,
-            results_capped=capped,
+            origin=Origin.of(request),
+            detail={
+                "query": criteria.q,
+                "filters": criteria.filters(),
+                "results": total,
+                "results_capped": capped,
+            },
         )
         after = None
     else:
@@ -73,7 +73,7 @@ def _results(request: AuditorRequest, case: Case, criteria: search.Criteria) -> 
 
 @auditor_required
 @require_GET
-def search_page(request: AuditorRequest, case_id: int) -> HttpResponse:
+def search_page(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse:
     case = case_for_results(request.user, case_id)
     # A search is made by submitting the form (its words may be empty: the
     # filters alone are a search); opening the page shows the form only.

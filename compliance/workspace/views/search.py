@@ -6,7 +6,6 @@ writes nothing more, while any other query (or a forged or stale cursor)
 counts as a new search and is logged.
 """
 
-import functools
 from typing import Any
 from urllib.parse import urlencode
 
@@ -16,8 +15,8 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from accounts.http import AuthenticatedHttpRequest
-from compliance.audit import Origin, audit_event_record
-from compliance.models import ArchivedMessage, AuditEvent, Case
+from compliance.audit import Origin
+from compliance.models import ArchivedMessage
 from compliance.workspace import search
 from compliance.workspace.access import auditor_required
 from compliance.workspace.cases import case_for_results
@@ -34,43 +33,6 @@ def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
     return f"{base}?{urlencode({'at': message.at.isoformat()})}#m{message.message_id}"
 
 
-def _results(request: AuthenticatedHttpRequest, case: Case, criteria: search.Criteria) -> dict[str, Any]:
-    resumed = search.read_cursor(request.GET.get("after"), case_id=case.pk, criteria=criteria)
-    if resumed is None:
-        total, capped = search.count(criteria)
-        audit_event_record(
-            kind=AuditEvent.Kind.SEARCHED,
-            actor=request.user,
-            case=case,
-            origin=Origin.of(request),
-            detail={
-                "query": criteria.q,
-                "filters": criteria.filters(),
-                "results": total,
-                "results_capped": capped,
-            },
-        )
-        after = None
-    else:
-        total, capped, after = resumed.total, resumed.capped, resumed.position
-    found = search.page(criteria, after=after, few=not capped)
-    for hit in found.hits:
-        hit.link = conversation_link(case.pk, hit.message)
-    tokens = functools.partial(
-        search.cursor_token, case_id=case.pk, criteria=criteria, total=total, capped=capped
-    )
-    return {
-        "searched": True,
-        "criteria": criteria,
-        "hits": found.hits,
-        "total": total,
-        "capped": capped,
-        # Both continue the logged search: no new audit event.
-        "first_token": tokens(position=None) if after is not None else None,
-        "next_token": tokens(position=found.next) if found.next else None,
-    }
-
-
 @auditor_required
 @require_GET
 def search_page(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse:
@@ -81,5 +43,23 @@ def search_page(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse
     form = SearchForm(request.GET if submitted else None, choices=search.filter_choices())
     context: dict[str, Any] = {"nav": "search", "case": case, "form": form, "searched": False}
     if submitted and form.is_valid():
-        context.update(_results(request, case, form.criteria()))
+        results = search.search_results(
+            actor=request.user,
+            case=case,
+            criteria=form.criteria(),
+            cursor=request.GET.get("after"),
+            origin=Origin.of(request),
+        )
+        for hit in results.page.hits:
+            hit.link = conversation_link(case.pk, hit.message)
+        context.update(
+            searched=True,
+            criteria=results.criteria,
+            hits=results.page.hits,
+            total=results.total,
+            capped=results.capped,
+            # Both continue the logged search: no new audit event.
+            first_token=results.first_token,
+            next_token=results.next_token,
+        )
     return render(request, "compliance/search.html", context, status=400 if form.errors else 200)

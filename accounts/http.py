@@ -4,13 +4,16 @@
 let only a signed-in ``User`` through, but Django types ``request.user`` as
 ``User | AnonymousUser``. Views behind those gates annotate their request as
 ``AuthenticatedHttpRequest`` instead of casting or ignoring the type at each
-use (the same idea as Healthchecks' ``hc.accounts.http``).
+use (the same idea as Healthchecks' ``hc.accounts.http``). ``htmx`` is set
+on every request by django-htmx's middleware (``config.settings``).
 """
 
 from django.http import HttpRequest
+from django_htmx.middleware import HtmxDetails
 
 from accounts.models import User
 
 
 class AuthenticatedHttpRequest(HttpRequest):
     user: User
+    htmx: HtmxDetails

@@ -1,6 +1,7 @@
 """Uploading files to share, and fetching shared files (members only)."""
 
 import logging
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
@@ -13,7 +14,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from accounts.models import User
+from accounts.http import AuthenticatedHttpRequest
 from archive import services as archive_services
 from archive.errors import FileRefused
 from archive.models import INLINE_TYPES, StoredFile
@@ -67,7 +68,7 @@ def file_upload(request: HttpRequest) -> HttpResponse:
                 "The page's security token is missing or out of date: reload the page and try again.",
                 status=403,
             )
-        return _file_upload(request, guard)
+        return _file_upload(cast(AuthenticatedHttpRequest, request), guard)  # signed in: checked above
     except RequestDataTooBig:
         # The form fields besides the file are over DATA_UPLOAD_MAX_MEMORY_SIZE.
         return _too_large()
@@ -85,13 +86,13 @@ def file_upload(request: HttpRequest) -> HttpResponse:
         return _refused("malformed", "The upload could not be read: send one file as multipart/form-data.")
 
 
-def _file_upload(request: HttpRequest, guard: SizeLimitHandler) -> HttpResponse:
+def _file_upload(request: AuthenticatedHttpRequest, guard: SizeLimitHandler) -> HttpResponse:
     upload = request.FILES.get("file")
     if guard.exceeded:
         return _too_large()
     if upload is None:
         return _refused("no_file", 'Send the file in a multipart field named "file".')
-    user: User = request.user  # type: ignore[assignment]
+    user = request.user
     try:
         stored = archive_services.file_store(upload=upload, name=upload.name or "", uploader=user)
     except FileRefused as refusal:
@@ -101,8 +102,8 @@ def _file_upload(request: HttpRequest, guard: SizeLimitHandler) -> HttpResponse:
 
 @login_required
 @require_GET
-def file_download(request: HttpRequest, file_id: int) -> HttpResponseBase:
-    user: User = request.user  # type: ignore[assignment]
+def file_download(request: AuthenticatedHttpRequest, file_id: int) -> HttpResponseBase:
+    user = request.user
     stored = _or_404(lambda: access_file(user, file_id))
     inline = request.GET.get("inline") == "1"
     # Pictures shown in the page are streamed by Kontor itself: the page's CSP
@@ -116,9 +117,9 @@ def file_download(request: HttpRequest, file_id: int) -> HttpResponseBase:
 
 @login_required
 @require_GET
-def file_preview(request: HttpRequest, file_id: int) -> HttpResponseBase:
+def file_preview(request: AuthenticatedHttpRequest, file_id: int) -> HttpResponseBase:
     """The thumbnail, inline, to whoever may download the file; 404 until it is made."""
-    user: User = request.user  # type: ignore[assignment]
+    user = request.user
     stored = _or_404(lambda: access_file(user, file_id))
     if stored.preview_state != StoredFile.State.READY:
         raise Http404("No preview yet.")
@@ -127,8 +128,8 @@ def file_preview(request: HttpRequest, file_id: int) -> HttpResponseBase:
 
 @login_required
 @require_GET
-def conversation_files(request: HttpRequest, conversation_id: int) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+def conversation_files(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
+    user = request.user
     membership, files = _or_404(
         lambda: selectors.conversation_files(user=user, conversation_id=conversation_id)
     )

@@ -19,13 +19,13 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.files.uploadedfile import UploadedFile
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from django_htmx.middleware import HtmxDetails
 
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import User
 from accounts.selectors import user_has_mfa
 from archive import services as archive_services
@@ -61,15 +61,8 @@ PEOPLE_LIMIT = 200
 GROUP_NAME_MAX = 80
 
 
-class AuthedRequest(HttpRequest):
-    """What ``login_required`` views receive."""
-
-    user: User
-    htmx: HtmxDetails
-
-
 def _attempt(
-    request: AuthedRequest,
+    request: AuthenticatedHttpRequest,
     action: Callable[[], T],
     *,
     success: str = "",
@@ -103,7 +96,7 @@ def _or_404(action: Callable[[], T]) -> T:
         raise Http404(error.detail) from error
 
 
-def _show_form_errors(request: AuthedRequest, form: forms.Form) -> None:
+def _show_form_errors(request: AuthenticatedHttpRequest, form: forms.Form) -> None:
     for errors in form.errors.values():
         for error in errors:
             messages.error(request, str(error))
@@ -113,7 +106,7 @@ HOME_RECENT = 6
 
 
 @login_required
-def home(request: AuthedRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     """What is waiting (unread, most recent first), else the latest conversations,
     else how to start. The sidebar reuses the same rows: no extra queries."""
     items = selectors.sidebar_for_user(user=request.user)
@@ -239,7 +232,7 @@ def _chat_data(page: ConversationPage, *, is_latest: bool) -> dict[str, Any]:
 
 
 def _render_conversation(
-    request: AuthedRequest,
+    request: AuthenticatedHttpRequest,
     page: ConversationPage,
     composer: MessageForm,
     *,
@@ -269,7 +262,7 @@ def _render_conversation(
 
 @login_required
 @require_GET
-def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     """The latest messages (and marks them read), or a slice: ``?before=<seq>``
     (as a partial for htmx's scroll-back) or ``?around=<seq>`` (a search hit)."""
     query = PageForm(request.GET)
@@ -295,7 +288,7 @@ def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def message_send(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def message_send(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     """The composer without JavaScript. A repeated post (same client_id) sends once."""
     form = MessageForm(request.POST)
     uploads = request.FILES.getlist("files")
@@ -357,7 +350,7 @@ def _message_or_404(user: User, message_id: int) -> Message:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def message_edit(request: AuthedRequest, message_id: int) -> HttpResponse:
+def message_edit(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     message = _message_or_404(request.user, message_id)
     form = MessageEditForm(request.POST or None, initial={"body": message.body})
     if request.method == "POST" and form.is_valid():
@@ -377,7 +370,7 @@ def message_edit(request: AuthedRequest, message_id: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def message_delete(request: AuthedRequest, message_id: int) -> HttpResponse:
+def message_delete(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     """GET asks for confirmation; POST deletes (the journal keeps the content)."""
     message = _message_or_404(request.user, message_id)
     if request.method == "POST":
@@ -392,7 +385,7 @@ def message_delete(request: AuthedRequest, message_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def message_react(request: AuthedRequest, message_id: int) -> HttpResponse:
+def message_react(request: AuthenticatedHttpRequest, message_id: int) -> HttpResponse:
     message = _message_or_404(request.user, message_id)
     form = ReactionForm(request.POST)
     if form.is_valid():
@@ -419,7 +412,7 @@ def _settings_url(conversation_id: int) -> str:
 
 @login_required
 @require_GET
-def conversation_settings(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation_settings(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     details = _or_404(
         lambda: selectors.conversation_settings(user=request.user, conversation_id=conversation_id)
     )
@@ -430,7 +423,7 @@ def conversation_settings(request: AuthedRequest, conversation_id: int) -> HttpR
 
 @login_required
 @require_POST
-def conversation_rename(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation_rename(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = NameForm(request.POST)
     if form.is_valid():
         _attempt(
@@ -447,7 +440,7 @@ def conversation_rename(request: AuthedRequest, conversation_id: int) -> HttpRes
 
 @login_required
 @require_POST
-def conversation_topic(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation_topic(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = TopicForm(request.POST)
     if form.is_valid():
         _attempt(
@@ -464,7 +457,7 @@ def conversation_topic(request: AuthedRequest, conversation_id: int) -> HttpResp
 
 @login_required
 @require_POST
-def conversation_mute(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation_mute(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = MuteForm(request.POST)
     muted = form.is_valid() and bool(form.cleaned_data["muted"])
     _attempt(
@@ -481,7 +474,7 @@ def conversation_mute(request: AuthedRequest, conversation_id: int) -> HttpRespo
 
 @login_required
 @require_POST
-def conversation_leave(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def conversation_leave(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     try:
         services.conversation_leave(actor=request.user, conversation_id=conversation_id)
     except NotFound as error:
@@ -495,7 +488,7 @@ def conversation_leave(request: AuthedRequest, conversation_id: int) -> HttpResp
 
 @login_required
 @require_POST
-def channel_archive(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def channel_archive(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.channel_archive(actor=request.user, conversation_id=conversation_id),
@@ -506,7 +499,7 @@ def channel_archive(request: AuthedRequest, conversation_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def members_add(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def members_add(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = MembersForm(request.POST)
     if form.is_valid() and form.cleaned_data["members"]:
         added = _attempt(
@@ -526,7 +519,7 @@ def members_add(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def member_remove(request: AuthedRequest, conversation_id: int, user_id: int) -> HttpResponse:
+def member_remove(request: AuthenticatedHttpRequest, conversation_id: int, user_id: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.member_remove(actor=request.user, conversation_id=conversation_id, user_id=user_id),
@@ -537,7 +530,7 @@ def member_remove(request: AuthedRequest, conversation_id: int, user_id: int) ->
 
 @login_required
 @require_POST
-def externals_allow(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def externals_allow(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = AllowExternalForm(request.POST)
     allowed = form.is_valid() and bool(form.cleaned_data["allowed"])
     _attempt(
@@ -554,7 +547,7 @@ def externals_allow(request: AuthedRequest, conversation_id: int) -> HttpRespons
 
 @login_required
 @require_POST
-def external_add(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def external_add(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     form = ExternalContactForm(request.POST)
     if form.is_valid():
         email = form.cleaned_data["email"]
@@ -575,7 +568,7 @@ def external_add(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def external_remove(request: AuthedRequest, conversation_id: int, user_id: int) -> HttpResponse:
+def external_remove(request: AuthenticatedHttpRequest, conversation_id: int, user_id: int) -> HttpResponse:
     _attempt(
         request,
         lambda: services.external_contact_remove(
@@ -591,7 +584,7 @@ def external_remove(request: AuthedRequest, conversation_id: int, user_id: int) 
 
 @login_required
 @require_GET
-def people(request: AuthedRequest) -> HttpResponse:
+def people(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = DirectoryForm(request.GET)
     q = form.cleaned_data["q"].strip() if form.is_valid() else ""
     found = list(selectors.people_directory(q=q)[: PEOPLE_LIMIT + 1])
@@ -606,7 +599,7 @@ def people(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def direct_open(request: AuthedRequest, user_id: int) -> HttpResponse:
+def direct_open(request: AuthenticatedHttpRequest, user_id: int) -> HttpResponse:
     opened = _attempt(request, lambda: services.direct_open(actor=request.user, other_user_id=user_id))
     if opened is None:
         return redirect("messenger:people")
@@ -628,7 +621,7 @@ def _default_group_name(user: User, member_ids: list[int]) -> str:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def group_new(request: AuthedRequest) -> HttpResponse:
+def group_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = GroupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         member_ids = form.cleaned_data["members"]
@@ -648,7 +641,7 @@ def group_new(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def channel_new(request: AuthedRequest) -> HttpResponse:
+def channel_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ChannelForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         channel = _attempt(
@@ -669,7 +662,7 @@ def channel_new(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def channels(request: AuthedRequest) -> HttpResponse:
+def channels(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = DirectoryForm(request.GET)
     q = form.cleaned_data["q"].strip() if form.is_valid() else ""
     rows = selectors.channel_directory(user=request.user, q=q)
@@ -678,7 +671,7 @@ def channels(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def channel_join(request: AuthedRequest, conversation_id: int) -> HttpResponse:
+def channel_join(request: AuthenticatedHttpRequest, conversation_id: int) -> HttpResponse:
     joined = _attempt(
         request, lambda: services.channel_join(actor=request.user, conversation_id=conversation_id)
     )
@@ -692,7 +685,7 @@ def channel_join(request: AuthedRequest, conversation_id: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def search(request: AuthedRequest) -> HttpResponse:
+def search(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = SearchForm(request.GET)
     q = form.cleaned_data["q"].strip() if form.is_valid() else ""
     before = form.cleaned_data.get("before") if form.is_valid() else None
@@ -714,7 +707,7 @@ def search(request: AuthedRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def sidebar(request: AuthedRequest) -> HttpResponse:
+def sidebar(request: AuthenticatedHttpRequest) -> HttpResponse:
     """The sidebar's conversation list alone: chat.js swaps it in when a
     conversation appears, is renamed or is left."""
     current = request.GET.get("current", "")

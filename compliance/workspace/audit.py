@@ -1,29 +1,20 @@
-"""Every act in the workspace is one audit event: who, when (database clock),
-from where (address, browser), in which case, and what (the query, the
-conversation and range, the export)."""
+"""Transitional: ``compliance.workspace.exports`` still calls ``record``.
+
+Every other workspace module writes through ``compliance.audit``. Exports
+move to ``compliance.audit.audit_event_record`` on the branch that splits
+them (issue 17, i17-chain); this module is deleted once that lands. It
+delegates to the one writer, so it adds no second way into the log.
+"""
 
 from typing import Any
 
 from django.http import HttpRequest
 
 from accounts.models import User
+from compliance.audit import Origin, audit_event_record
 from compliance.models import AuditEvent, Case
-
-
-def client_ip(request: HttpRequest) -> str | None:
-    """The address the request came from. Behind a proxy, Django's
-    ``REMOTE_ADDR`` is the proxy's unless the deployment sets it from the
-    forwarded header (docs/deployment.md)."""
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def record(request: HttpRequest, kind: str, *, case: Case | None = None, **detail: Any) -> AuditEvent:
     actor = request.user if isinstance(request.user, User) else None
-    return AuditEvent.objects.create(
-        kind=kind,
-        actor=actor,
-        case=case,
-        ip=client_ip(request),
-        user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
-        detail=detail,
-    )
+    return audit_event_record(kind=kind, actor=actor, case=case, origin=Origin.of(request), detail=detail)

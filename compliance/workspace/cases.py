@@ -15,27 +15,22 @@ Every search, view and export belongs to a case: their views fetch it through
 ``case_for_results``, which applies rules 1, 3 and 4.
 """
 
-from typing import Any
-
-from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models.functions import Now
-from django.http import Http404, HttpRequest
+from django.http import Http404
 
 from accounts.models import User
+
+# The one switch of the four-eyes rule, shared with the role grants.
+from accounts.services import four_eyes
+from compliance.audit import Origin, audit_event_record
 from compliance.models import AuditEvent, Case
-from compliance.workspace import audit
+from compliance.workspace import selectors
 from compliance.workspace.access import is_auditor
 
 NAME_MAX = 200
-
-
-def four_eyes() -> bool:
-    """Whether a case needs a second auditor's approval (read per call, so a
-    changed setting applies at once)."""
-    return bool(settings.KONTOR_AUDIT_FOUR_EYES)
 
 
 def _auditor(user: User | AnonymousUser | None) -> User:
@@ -62,16 +57,7 @@ def case_for_user(user: User | AnonymousUser | None, case_id: int) -> Case:
     Raises Http404 when the user is no auditor or the case does not exist.
     """
     _auditor(user)
-    return case_get(case_id)
-
-
-def case_get(case_id: int) -> Case:
-    """The case with its people, or Http404; for views behind
-    ``auditor_required``, which has checked the user already."""
-    case = Case.objects.select_related("opened_by", "approved_by", "closed_by").filter(pk=case_id).first()
-    if case is None:
-        raise Http404("Not found")
-    return case
+    return selectors.case_get(case_id=case_id)
 
 
 def case_for_results(user: User | AnonymousUser | None, case_id: int) -> Case:
@@ -88,16 +74,6 @@ def case_for_results(user: User | AnonymousUser | None, case_id: int) -> Case:
     return case
 
 
-def _log(request: HttpRequest | None, actor: User, kind: str, case: Case, **detail: Any) -> AuditEvent:
-    """One audit event for one act: with the request's address and browser
-    when the act comes from a page, without them from a shell or a task."""
-    if request is not None:
-        if request.user != actor:
-            raise ValueError("The request's user is not the actor.")
-        return audit.record(request, kind, case=case, **detail)
-    return AuditEvent.objects.create(kind=kind, actor=actor, case=case, detail=detail)
-
-
 def _locked(case_id: int) -> Case:
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
@@ -112,10 +88,11 @@ def case_open(
     name: str,
     legal_basis: str,
     scope: str = "",
-    request: HttpRequest | None = None,
+    origin: Origin = Origin.NONE,
 ) -> Case:
     """Open a case. Raises ValidationError (nothing written) without a name
-    or a legal basis."""
+    or a legal basis. ``origin``: where the act came from (a page's address
+    and browser; none from a shell or a task)."""
     _auditor(actor)
     name, legal_basis, scope = name.strip(), legal_basis.strip(), scope.strip()
     if not name:
@@ -125,21 +102,18 @@ def case_open(
     if not legal_basis:
         raise ValidationError("A case needs its legal basis: why it may look into the archive.")
     case = Case.objects.create(name=name, legal_basis=legal_basis, scope=scope, opened_by=actor)
-    _log(
-        request,
-        actor,
-        AuditEvent.Kind.CASE_OPENED,
-        case,
-        name=name,
-        legal_basis=legal_basis,
-        scope=scope,
-        four_eyes=four_eyes(),
+    audit_event_record(
+        kind=AuditEvent.Kind.CASE_OPENED,
+        actor=actor,
+        case=case,
+        origin=origin,
+        detail={"name": name, "legal_basis": legal_basis, "scope": scope, "four_eyes": four_eyes()},
     )
     return case
 
 
 @transaction.atomic
-def case_approve(*, actor: User, case_id: int, request: HttpRequest | None = None) -> Case:
+def case_approve(*, actor: User, case_id: int, origin: Origin = Origin.NONE) -> Case:
     """A second auditor approves a case (four eyes). The opener never can; a
     closed or already approved case cannot be approved (ValidationError)."""
     _auditor(actor)
@@ -153,12 +127,14 @@ def case_approve(*, actor: User, case_id: int, request: HttpRequest | None = Non
         raise ValidationError("This case is already approved.")
     Case.objects.filter(pk=case.pk).update(approved_by=actor, approved_at=Now())
     case.refresh_from_db()
-    _log(request, actor, AuditEvent.Kind.CASE_APPROVED, case, name=case.name)
+    audit_event_record(
+        kind=AuditEvent.Kind.CASE_APPROVED, actor=actor, case=case, origin=origin, detail={"name": case.name}
+    )
     return case
 
 
 @transaction.atomic
-def case_close(*, actor: User, case_id: int, reason: str, request: HttpRequest | None = None) -> Case:
+def case_close(*, actor: User, case_id: int, reason: str, origin: Origin = Origin.NONE) -> Case:
     """Close a case for good; its results can no longer be opened. Needs a
     reason (ValidationError, nothing written, without one)."""
     _auditor(actor)
@@ -170,5 +146,11 @@ def case_close(*, actor: User, case_id: int, reason: str, request: HttpRequest |
         raise ValidationError("This case is already closed.")
     Case.objects.filter(pk=case.pk).update(closed_by=actor, closed_at=Now())
     case.refresh_from_db()
-    _log(request, actor, AuditEvent.Kind.CASE_CLOSED, case, name=case.name, reason=reason)
+    audit_event_record(
+        kind=AuditEvent.Kind.CASE_CLOSED,
+        actor=actor,
+        case=case,
+        origin=origin,
+        detail={"name": case.name, "reason": reason},
+    )
     return case

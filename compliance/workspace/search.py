@@ -14,6 +14,8 @@ message versions (``ArchivedMessage``), never over the live chat.
   and deleted version.
 - Newest first by ``(at, id)``, paged by keyset (the last hit's position),
   never by OFFSET, so page 1,000 costs what page 1 costs. A page is one query.
+- A search is one audit event, written when it is made (``search_results``);
+  its further pages continue it through a signed cursor and write nothing.
 """
 
 import hashlib
@@ -33,7 +35,8 @@ from django.db.models.functions import Left
 from django.utils.safestring import SafeString, mark_safe
 
 from accounts.models import Department, User
-from compliance.models import ArchivedMessage, RecordPerson, RetentionRecord
+from compliance.audit import Origin, audit_event_record
+from compliance.models import ArchivedMessage, AuditEvent, Case, RecordPerson, RetentionRecord
 
 PAGE_SIZE = 25
 # The count an audit event and the page show is exact up to this, "more than"
@@ -336,6 +339,72 @@ def page(
     pattern = _pattern(wanted_terms(criteria.q))
     found = [_hit(row, pattern) for row in rows[:size]]
     return Page(hits=found, next=found[-1].position if len(rows) > size else None)
+
+
+# --- A search, logged once ------------------------------------------------------
+
+
+@dataclass
+class Results:
+    """One page of a case's search, with what continues it."""
+
+    case_id: int
+    criteria: Criteria
+    page: Page
+    total: int
+    capped: bool
+    after: Position | None
+
+    def _token(self, position: Position | None) -> str:
+        return cursor_token(
+            case_id=self.case_id,
+            criteria=self.criteria,
+            position=position,
+            total=self.total,
+            capped=self.capped,
+        )
+
+    @property
+    def first_token(self) -> str | None:
+        """Back to the first page (from a later one) without a new search."""
+        return self._token(None) if self.after is not None else None
+
+    @property
+    def next_token(self) -> str | None:
+        return self._token(self.page.next) if self.page.next else None
+
+
+def search_results(
+    *, actor: User, case: Case, criteria: Criteria, cursor: str | None, origin: Origin = Origin.NONE
+) -> Results:
+    """One page of hits for ``case``, whose results ``actor`` may open
+    (``cases.case_for_results`` checked that).
+
+    A search is logged once, when it is made: one ``SEARCHED`` event with the
+    words, the filters and the count. A valid ``cursor`` (from ``Results``'
+    tokens) continues that search and logs nothing; a forged or stale one, or
+    one of other criteria, counts as a new search and is logged.
+    """
+    resumed = read_cursor(cursor, case_id=case.pk, criteria=criteria)
+    if resumed is None:
+        total, capped = count(criteria)
+        audit_event_record(
+            kind=AuditEvent.Kind.SEARCHED,
+            actor=actor,
+            case=case,
+            origin=origin,
+            detail={
+                "query": criteria.q,
+                "filters": criteria.filters(),
+                "results": total,
+                "results_capped": capped,
+            },
+        )
+        after = None
+    else:
+        total, capped, after = resumed.total, resumed.capped, resumed.position
+    found = page(criteria, after=after, few=not capped)
+    return Results(case_id=case.pk, criteria=criteria, page=found, total=total, capped=capped, after=after)
 
 
 # --- Snippets -----------------------------------------------------------------

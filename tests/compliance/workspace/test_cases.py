@@ -16,10 +16,11 @@ from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
+from compliance.audit import Origin
 from compliance.models import AuditEvent, Case
 from compliance.services import hold_set
 from compliance.workspace import cases
-from compliance.workspace.views_cases import refusals_shown
+from compliance.workspace.views.shared import refusals_shown
 from messenger.models import Conversation
 from tests.compliance.workspace.cases_helpers import (
     ADDRESS,
@@ -35,6 +36,10 @@ pytestmark = pytest.mark.django_db
 # The session, the user, the guard (role, second factor), the navigation's
 # roles, the page's one query (plus the case's events on its page).
 PAGE_MAX_QUERIES = 7
+# The session, the user, the guard (role, second factor), ``case_for_results``
+# (role, second factor again, the case), the case again for the refusal page's
+# link back (``selectors.case_find``), the navigation's roles.
+REFUSED_QUERIES = 9
 OWN_ROUTES = {"cases", "case_open", "case", "case_approve", "case_close"}
 
 
@@ -212,6 +217,37 @@ def test_other_areas_refuse_an_unapproved_case(otto: User, petra: User, four_eye
         if response.status_code == 405:
             response = client.post(reverse(name, args=[case.pk]))
         assert response.status_code != 403, name
+
+
+def test_a_refused_page_costs_a_fixed_number_of_queries(
+    otto: User, four_eyes: None, django_assert_num_queries: DjangoAssertNumQueries
+) -> None:
+    case = _open(otto)
+    client = client_for(otto)
+    url = reverse("compliance:conversations", args=[case.pk])
+    client.get(url)  # a first request may refresh the session
+
+    with django_assert_num_queries(REFUSED_QUERIES):
+        response = client.get(url)
+
+    assert response.status_code == 403
+    assert reverse("compliance:case", args=[case.pk]) in response.content.decode()
+
+
+def test_a_case_act_records_the_origin_it_is_given(otto: User, petra: User, four_eyes: None) -> None:
+    # Services take the actor and the origin, not a request: a page passes its
+    # request's origin, a shell or a task none.
+    page = Origin(ip="198.51.100.4", user_agent="KontorTest/2.0")
+    case = cases.case_open(actor=otto, name="Tax audit 2026", legal_basis="§ 147 AO", origin=page)
+    cases.case_approve(actor=petra, case_id=case.pk, origin=page)
+    cases.case_close(actor=otto, case_id=case.pk, reason="Audit report delivered")
+
+    events = AuditEvent.objects.filter(case=case).order_by("pk")
+    assert list(events.values_list("kind", "actor", "ip", "user_agent")) == [
+        (AuditEvent.Kind.CASE_OPENED, otto.pk, "198.51.100.4", "KontorTest/2.0"),
+        (AuditEvent.Kind.CASE_APPROVED, petra.pk, "198.51.100.4", "KontorTest/2.0"),
+        (AuditEvent.Kind.CASE_CLOSED, otto.pk, None, ""),
+    ]
 
 
 # --- Closing ---------------------------------------------------------------------

@@ -922,7 +922,7 @@ def test_the_search_pages_export_button_carries_the_search_over(
     """``export_search_form.html``, included under a search's results, posts
     the same criteria: the export holds what the auditor searched for."""
     from compliance.workspace import search
-    from compliance.workspace.forms_search import SearchForm
+    from compliance.workspace.forms.search import SearchForm
 
     criteria = {"q": "Angebot", "conversation": str(story["group"].pk), "date_from": "2020-01-01"}
     form = SearchForm({**criteria, "all_versions": "on"}, choices=search.filter_choices())

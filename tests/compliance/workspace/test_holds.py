@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.urls import reverse
+from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
 from compliance import services
@@ -19,6 +20,9 @@ from tests.compliance.workspace.cases_helpers import ADDRESS, BROWSER, client_fo
 
 pytestmark = pytest.mark.django_db
 
+# The session, the user, the guard (role, second factor), the navigation's
+# roles, the holds with their coverage (one query).
+HOLDS_PAGE_MAX_QUERIES = 6
 HOLDS = "/compliance/holds/"
 NEW = "/compliance/holds/new/"
 
@@ -176,3 +180,29 @@ def test_what_a_hold_covers_agrees_with_what_stops_the_purge(
         assert covered == held, scope
         assert annotated.covered_records == len(covered), scope
         services.hold_release(actor=otto, hold_id=hold.pk, reason="next")
+
+
+def test_the_holds_list_query_count_does_not_grow_with_holds(
+    otto: User,
+    alice: User,
+    bob: User,
+    dm: Conversation,
+    django_assert_num_queries: DjangoAssertNumQueries,
+    django_assert_max_num_queries: DjangoAssertNumQueries,
+) -> None:
+    _archived(alice, dm, "Invoice 4711")
+    services.hold_set(actor=otto, name="First", reason="Litigation", conversation=dm)
+    client = client_for(otto)
+    client.get(HOLDS)  # a first request may refresh the session
+    with django_assert_max_num_queries(HOLDS_PAGE_MAX_QUERIES) as few:
+        assert client.get(HOLDS).status_code == 200
+
+    for n in range(6):
+        hold = services.hold_set(
+            actor=otto, name=f"Hold {n}", reason="Tax audit", custodian=bob if n % 2 else alice
+        )
+        if n % 3 == 0:
+            services.hold_release(actor=otto, hold_id=hold.pk, reason="Judgment final")
+    with django_assert_num_queries(len(few)):
+        page = client.get(HOLDS).content.decode()
+    assert "Hold 5" in page and "Hold 0" in page

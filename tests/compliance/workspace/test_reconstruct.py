@@ -30,7 +30,7 @@ from compliance.models import AuditEvent, Case, RetentionRecord
 from compliance.workspace import cases
 from compliance.workspace import reconstruct as reconstruct_module
 from compliance.workspace.reconstruct import MessageHistory, Reconstruction, reconstruct
-from compliance.workspace.views_reconstruct import parse_moment
+from compliance.workspace.views.reconstruct import parse_moment
 from messenger import services as chat
 from messenger.models import (
     Conversation,

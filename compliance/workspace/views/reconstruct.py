@@ -13,18 +13,19 @@ from typing import Any
 
 from django.conf import settings
 from django.core.paginator import Paginator
-from django.http import Http404, HttpRequest, HttpResponse, QueryDict
+from django.http import Http404, HttpResponse, QueryDict
 from django.http.response import FileResponse, HttpResponseBase
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from accounts.models import User
+from accounts.http import AuthenticatedHttpRequest
+from compliance.audit import Origin, audit_event_record
 from compliance.models import AuditEvent, Case
-from compliance.workspace import audit, reconstruct
+from compliance.workspace import reconstruct
 from compliance.workspace.access import auditor_required
 from compliance.workspace.cases import case_for_results
-from compliance.workspace.views_cases import refusals_shown
+from compliance.workspace.views.shared import refusals_shown
 
 CONVERSATIONS_PAGE = 50
 # Messages shown before the one a link asks for (``around``).
@@ -32,10 +33,6 @@ CONTEXT = 5
 CONTENT_TYPE = re.compile(r"[\w.+-]+/[\w.+-]+")
 # A time followed by " 01:00": the "+" of an offset that a hand-typed URL turned into a space.
 OFFSET = re.compile(r"([T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?) (\d\d:?\d\d)$")
-
-
-class AuditorRequest(HttpRequest):
-    user: User
 
 
 class BadRequest(ValueError):
@@ -90,7 +87,7 @@ def _range(first: int | None, last: int | None) -> str | None:
 @auditor_required
 @refusals_shown
 @require_GET
-def conversation_list(request: AuditorRequest, case_id: int) -> HttpResponse:
+def conversation_list(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse:
     case = case_for_results(request.user, case_id)
     name, participant = (
         request.GET.get("name", "").strip()[:200],
@@ -98,15 +95,18 @@ def conversation_list(request: AuditorRequest, case_id: int) -> HttpResponse:
     )
     found = reconstruct.archived_conversations(name=name, participant=participant)
     page = Paginator(found, CONVERSATIONS_PAGE).get_page(request.GET.get("page"))
-    audit.record(
-        request,
-        AuditEvent.Kind.VIEWED,
+    audit_event_record(
+        kind=AuditEvent.Kind.VIEWED,
+        actor=request.user,
         case=case,
-        view="archived conversations",
-        name=name,
-        participant=participant,
-        results=len(found),
-        page=page.number,
+        origin=Origin.of(request),
+        detail={
+            "view": "archived conversations",
+            "name": name,
+            "participant": participant,
+            "results": len(found),
+            "page": page.number,
+        },
     )
     context = {
         "nav": "conversations",
@@ -122,7 +122,7 @@ def conversation_list(request: AuditorRequest, case_id: int) -> HttpResponse:
 @auditor_required
 @refusals_shown
 @require_GET
-def conversation(request: AuditorRequest, case_id: int, conversation_id: int) -> HttpResponse:
+def conversation(request: AuthenticatedHttpRequest, case_id: int, conversation_id: int) -> HttpResponse:
     case = case_for_results(request.user, case_id)
     try:
         at, after, before = _page(request.GET)
@@ -155,22 +155,25 @@ def conversation(request: AuditorRequest, case_id: int, conversation_id: int) ->
     return render(request, "compliance/conversation.html", context)
 
 
-def _log_view(request: AuditorRequest, case: Case, shown: reconstruct.Reconstruction) -> None:
+def _log_view(request: AuthenticatedHttpRequest, case: Case, shown: reconstruct.Reconstruction) -> None:
     first, last = shown.first_record, shown.last_record
     messages = shown.message_range
     chain = shown.chain
-    audit.record(
-        request,
-        AuditEvent.Kind.VIEWED,
+    audit_event_record(
+        kind=AuditEvent.Kind.VIEWED,
+        actor=request.user,
         case=case,
-        conversation=shown.conversation_id,
-        title=shown.title,
-        at=shown.at.isoformat() if shown.at else "latest",
-        records=_range(first.seq if first else None, last.seq if last else None),
-        # The hashes of the page's first and last record: one when they are the same.
-        record_hashes=list(dict.fromkeys([first.sha256, last.sha256])) if first and last else None,
-        messages=_range(*messages) if messages else None,
-        chain=("verified" if chain.ok else f"broken: {chain.problem}") if chain else None,
+        origin=Origin.of(request),
+        detail={
+            "conversation": shown.conversation_id,
+            "title": shown.title,
+            "at": shown.at.isoformat() if shown.at else "latest",
+            "records": _range(first.seq if first else None, last.seq if last else None),
+            # The hashes of the page's first and last record: one when they are the same.
+            "record_hashes": list(dict.fromkeys([first.sha256, last.sha256])) if first and last else None,
+            "messages": _range(*messages) if messages else None,
+            "chain": ("verified" if chain.ok else f"broken: {chain.problem}") if chain else None,
+        },
     )
 
 
@@ -178,7 +181,7 @@ def _log_view(request: AuditorRequest, case: Case, shown: reconstruct.Reconstruc
 @refusals_shown
 @require_GET
 def archived_file(
-    request: AuditorRequest, case_id: int, conversation_id: int, sha256: str
+    request: AuthenticatedHttpRequest, case_id: int, conversation_id: int, sha256: str
 ) -> HttpResponseBase:
     case = case_for_results(request.user, case_id)
     reference = reconstruct.file_reference(conversation_id, sha256)
@@ -198,7 +201,13 @@ def archived_file(
     }
     if not served:
         details["refused"] = fetched.problem
-    audit.record(request, AuditEvent.Kind.FILE_DOWNLOADED, case=case, **details)
+    audit_event_record(
+        kind=AuditEvent.Kind.FILE_DOWNLOADED,
+        actor=request.user,
+        case=case,
+        origin=Origin.of(request),
+        detail=details,
+    )
     if fetched.content is None:
         context = {
             "nav": "conversations",

@@ -1,7 +1,7 @@
 """The search form: words and every filter, checked for shape only; the
 choices (people, conversations, departments) are the archive's own."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.utils import timezone
@@ -53,12 +53,12 @@ class SearchForm(forms.Form):
 
     def __init__(self, *args: Any, choices: search.Choices, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["participant"].choices = [("", "Anyone"), *choices.participants]  # type: ignore[attr-defined]
-        self.fields["conversation"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["participant"]).choices = [("", "Anyone"), *choices.participants]
+        cast(forms.ChoiceField, self.fields["conversation"]).choices = [
             ("", "Any conversation"),
             *((pk, f"{title} (no. {pk})") for pk, title in choices.conversations),
         ]
-        self.fields["department"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["department"]).choices = [
             ("", "Any department"),
             *((name, name) for name in choices.departments),
         ]

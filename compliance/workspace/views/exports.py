@@ -8,24 +8,20 @@ from dataclasses import dataclass
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseBase
+from django.http import FileResponse, HttpResponse, HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from accounts.models import User
+from accounts.http import AuthenticatedHttpRequest
 from compliance.models import Case, Export
 from compliance.workspace import exports, search
 from compliance.workspace.access import auditor_required
 from compliance.workspace.cases import case_for_results
-from compliance.workspace.forms_exports import ExportForm, search_export_parameters
-from compliance.workspace.forms_search import SearchForm
-from compliance.workspace.views_cases import refusals_shown
+from compliance.workspace.forms.exports import ExportForm, search_export_parameters
+from compliance.workspace.forms.search import SearchForm
+from compliance.workspace.views.shared import refusals_shown
 
 EXPORTS_SHOWN = 50
-
-
-class AuditorRequest(HttpRequest):
-    user: User
 
 
 @dataclass(frozen=True)
@@ -47,7 +43,9 @@ def _row(export: Export, titles: dict[int, str] | None = None) -> Row:
     return Row(export=export, scope=exports.describe_scope(export.parameters, titles or {}))
 
 
-def _request_export(request: AuditorRequest, case: Case, form: ExportForm | SearchForm) -> Export | None:
+def _request_export(
+    request: AuthenticatedHttpRequest, case: Case, form: ExportForm | SearchForm
+) -> Export | None:
     """Ask the service for the export the valid ``form`` describes; its
     refusal goes onto the form (nothing was written)."""
     if isinstance(form, SearchForm):
@@ -67,7 +65,7 @@ def _request_export(request: AuditorRequest, case: Case, form: ExportForm | Sear
 @auditor_required
 @refusals_shown
 @require_http_methods(["GET", "POST"])
-def exports_page(request: AuditorRequest, case_id: int) -> HttpResponse:
+def exports_page(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse:
     case = case_for_results(request.user, case_id)
     conversations = search.filter_choices().conversations
     searched: SearchForm | None = None
@@ -99,7 +97,7 @@ def exports_page(request: AuditorRequest, case_id: int) -> HttpResponse:
 @auditor_required
 @refusals_shown
 @require_GET
-def export_status(request: AuditorRequest, case_id: int, export_id: int) -> HttpResponse:
+def export_status(request: AuthenticatedHttpRequest, case_id: int, export_id: int) -> HttpResponse:
     """One export's row: what the page polls (htmx) while the export runs."""
     case, export = exports.export_for_case(actor=request.user, case_id=case_id, export_id=export_id)
     conversation = export.parameters.get("conversation_id")
@@ -110,7 +108,7 @@ def export_status(request: AuditorRequest, case_id: int, export_id: int) -> Http
 @auditor_required
 @refusals_shown
 @require_GET
-def export_download(request: AuditorRequest, case_id: int, export_id: int) -> HttpResponseBase:
+def export_download(request: AuthenticatedHttpRequest, case_id: int, export_id: int) -> HttpResponseBase:
     export, handle = exports.export_download(
         actor=request.user, case_id=case_id, export_id=export_id, request=request
     )

@@ -1,7 +1,7 @@
 """The export forms: a conversation range, checked for shape only (the
 service checks the rest)."""
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 
@@ -28,7 +28,7 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args: Any, conversations: list[tuple[int, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["conversation"].choices = [  # type: ignore[attr-defined]
+        cast(forms.ChoiceField, self.fields["conversation"]).choices = [
             ("", "Choose a conversation"),
             *((pk, f"{title} (no. {pk})") for pk, title in conversations),
         ]

@@ -209,6 +209,8 @@ def test_other_areas_refuse_an_unapproved_case(otto: User, petra: User, four_eye
             response = client.post(route.url)
         checked.append(route.name)
         assert response.status_code == 403, route.name
+        # The workspace's refusal page, with the reason and a way back to the case.
+        assert reverse("compliance:case", args=[case.pk]) in response.content.decode(), route.name
     # The search at least: the other areas' routes join as they are built.
     assert "compliance:search" in checked
     cases.case_approve(actor=petra, case_id=case.pk)

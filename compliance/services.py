@@ -21,7 +21,7 @@ from django.db.models import DateField, F, Max, OuterRef, Q, Subquery
 from django.db.models.functions import Cast, Coalesce, Now
 
 from accounts.models import User
-from compliance import archive_store, lifecycle, policies
+from compliance import archive_store, index, lifecycle, policies
 from compliance.models import (
     AuditEvent,
     LegalHold,
@@ -38,7 +38,6 @@ from compliance.records import (
     record_hash,
     record_hmac,
 )
-from compliance.workspace import index
 from messenger.models import Conversation, Event, Membership
 
 logger = logging.getLogger(__name__)

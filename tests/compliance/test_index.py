@@ -12,9 +12,8 @@ from django.db import connection
 
 from accounts.models import Department, User
 from archive.models import StoredFile
-from compliance import records, services
+from compliance import index, records, services
 from compliance.models import ArchivedMessage, RecordContent
-from compliance.workspace import index
 from messenger import services as chat
 from messenger.models import Conversation
 from tests.archive.conftest import PDF

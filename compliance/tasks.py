@@ -1,7 +1,12 @@
 """Celery tasks of the compliance archive: stable names, ids as arguments, one
 service call each. A duplicate delivery does nothing because the database says
 so (the cursor lock and the unique chain position), never because a worker was
-asked."""
+asked.
+
+The auditor workspace's tasks (``compliance.export``, ``compliance.export_requeue``)
+live beside its services in ``compliance.workspace.tasks``; ``ComplianceConfig.ready``
+imports that module so every process that runs Django registers them (Celery's
+autodiscovery looks only at each app's ``tasks.py``)."""
 
 import logging
 from typing import Any
@@ -78,8 +83,3 @@ def alert_on_failure(
         "reconciliation and the seal catch up on their next run; check the worker's log.",
         fail_silently=True,
     )
-
-
-# The workspace's tasks (compliance.export) live beside its services; importing
-# them here lets Celery's autodiscovery of ``compliance.tasks`` register them.
-from compliance.workspace import tasks as workspace_tasks  # noqa: E402, F401

@@ -14,7 +14,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_failure
 
-from compliance import sealing, services
+from compliance import lifecycle, sealing, services, verification
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def snapshot_conversation(conversation_id: int) -> int:
 @shared_task(name="compliance.purge_expired", time_limit=3600, soft_time_limit=3500)
 def purge_expired() -> dict[str, int]:
     """Delete the content of expired records no legal hold covers (daily)."""
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
     return {
         "purged": result.purged,
         "held": result.held,
@@ -62,9 +62,7 @@ def seal() -> int:
 @shared_task(name="compliance.verify", time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
 def verify() -> bool:
     """Daily: verify every chain, seal and copy; mail the compliance contacts on failure."""
-    from compliance.verification import verify_and_report
-
-    return verify_and_report().ok
+    return verification.verify_and_report().ok
 
 
 @task_failure.connect

@@ -246,6 +246,9 @@ def export_request(
 
 
 def _queue(export_id: int) -> None:
+    # The one import circle compliance allows (tests/compliance/test_import_cycles.py):
+    # the task module imports this one to build the export, so it is imported here,
+    # when the request's transaction has committed.
     from compliance.workspace.tasks import export
 
     export.delay(export_id)

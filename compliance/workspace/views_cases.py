@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from accounts import roles
 from accounts.models import User
 from compliance import services as compliance_services
+from compliance.audit import Origin
 from compliance.models import AuditEvent, Case
 from compliance.workspace import audit, cases, holds, trail
 from compliance.workspace.access import audit_trail_reader_required, auditor_required
@@ -66,10 +67,6 @@ def refusals_shown(view: View) -> View:
             return render(request, "compliance/refused.html", context, status=403)
 
     return shown  # type: ignore[return-value]
-
-
-def _user_agent(request: HttpRequest) -> str:
-    return request.META.get("HTTP_USER_AGENT", "")[:300]
 
 
 def _errors_as_messages(request: HttpRequest, error: ValidationError) -> None:
@@ -214,8 +211,7 @@ def hold_new(request: AuditorRequest) -> HttpResponse:
         try:
             hold = compliance_services.hold_set(
                 actor=request.user,
-                ip=audit.client_ip(request),
-                user_agent=_user_agent(request),
+                origin=Origin.of(request),
                 **form.cleaned_data,
             )
         except ValidationError as error:
@@ -250,8 +246,7 @@ def hold_release(request: AuditorRequest, hold_id: int) -> HttpResponse:
             actor=request.user,
             hold_id=hold.pk,
             reason=form.cleaned_data["reason"],
-            ip=audit.client_ip(request),
-            user_agent=_user_agent(request),
+            origin=Origin.of(request),
         )
         messages.success(request, f"Legal hold “{hold.name}” released.")
     return redirect("compliance:hold", hold_id=hold.pk)

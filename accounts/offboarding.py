@@ -512,7 +512,7 @@ def processing_restrict(*, actor: User, user_id: int, request: str, legal_basis:
     sessions and open sockets end too, since the account closes."""
     if not request.strip():
         raise ValidationError({"request": "Give the reference of the erasure request."})
-    user = lifecycle.restrict_processing(
+    user = lifecycle.processing_restrict(
         actor=actor, user_id=user_id, legal_basis=legal_basis, request=request
     )
     sessions_end(user_id=user.pk)

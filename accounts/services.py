@@ -597,3 +597,17 @@ def external_contact_ensure(*, email: str, name: str = "") -> User:
         contact.display_name = name
         contact.save(update_fields=["display_name"])
     return contact
+
+
+@transaction.atomic
+def user_processing_restrict(*, user: User) -> User:
+    """Restrict the processing of a person's data (GDPR Art. 18): the account
+    closes and they are hidden from chat, directory and search. A person
+    restricted already keeps the first restriction's time. The caller
+    (``compliance.lifecycle.processing_restrict``) archives first and audits."""
+    if user.processing_restricted_at is None:
+        User.objects.filter(pk=user.pk, processing_restricted_at__isnull=True).update(
+            processing_restricted_at=timezone.now(), is_active=False
+        )
+    user.refresh_from_db()
+    return user

@@ -1,16 +1,27 @@
-"""What happens to live data when retention ends, and GDPR erasure requests.
+"""What happens to records and live data as they age: the purge, live data
+after retention, and GDPR erasure requests.
 
+The rules:
+
+- ``purge_expired`` (the daily task) deletes the content of every record past
+  its retention (extensions included) that no active legal hold covers. The
+  chain entry stays (hash and link) with a ``PurgeEntry``; the search index
+  rows and the archive storage's copy go with the content. The database
+  re-checks expiry and hold (migration 0002's trigger): this is the only
+  deletion path, and each purge is an audit event carrying the record's hash.
 - ``purge_live``: when a record's policy says so (``purge_live``), the live
   messages and files that purged records covered are deleted too, but only
   messages whose every journal event lies in a purged record, and never what
   an active legal hold covers.
-- ``restrict_processing``: an erasure request during retention (GDPR Art.
+- ``processing_restrict``: an erasure request during retention (GDPR Art.
   17(3)(b), (e), Art. 18) restricts the person: their account is closed, they
   and their messages are gone from chat, directory and search, and the archive
   keeps them for the auditors. ``erase_restricted`` (run by the daily purge)
   erases them once no unpurged record names them any more.
 
-Every act is an audit event.
+Every act is an audit event. Records are written by ``compliance.services``
+(which this module calls to archive before restricting); accounts' rows
+change only through ``accounts.services``.
 """
 
 from dataclasses import dataclass
@@ -21,14 +32,23 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Exists, Max, OuterRef, Q
-from django.db.models.functions import Now
+from django.db.models import DateField, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models.functions import Cast, Now
 from django.utils import timezone
 
 from accounts.models import User
-from accounts.services import user_anonymise
+from accounts.services import user_anonymise, user_processing_restrict
 from archive import services as files
-from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
+from compliance import archive_store, index, services
+from compliance.audit import Origin, audit_event_record
+from compliance.models import (
+    AuditEvent,
+    LegalHold,
+    PurgeEntry,
+    RecordContent,
+    RecordPerson,
+    RetentionRecord,
+)
 from messenger.models import (
     Event,
     InboundMail,
@@ -45,6 +65,86 @@ DEFAULT_ERASURE_BASIS = (
     "in Germany with §35(3) BDSG), and Art. 17(3)(e) where legal claims are concerned; processing "
     "restricted until then."
 )
+
+
+# --- Records past their retention -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Purge:
+    purged: int
+    held: int
+    messages: int = 0
+    files: int = 0
+    people: int = 0
+
+
+def _holds_covering(record: RetentionRecord) -> QuerySet[LegalHold]:
+    """Active holds that cover ``record``. The content-delete trigger (migration
+    0002) checks the same conditions in SQL, so the database agrees."""
+    return LegalHold.objects.filter(released_at__isnull=True).filter(
+        Q(conversation__isnull=True) | Q(conversation_id=record.conversation_id),
+        Q(custodian__isnull=True)
+        | Q(custodian_id__in=RecordPerson.objects.filter(record=record).values("user_id")),
+        Q(date_from__isnull=True) | Q(date_from__lte=record.period_end),
+        Q(date_to__isnull=True) | Q(date_to__gte=record.period_start),
+    )
+
+
+def record_is_held(record: RetentionRecord) -> bool:
+    return _holds_covering(record).exists()
+
+
+def purge_expired() -> Purge:
+    """Delete the content of every record past its retention that no hold covers,
+    then the live data purged records free and the restricted people whose
+    records are all gone.
+
+    The chain entry stays (hash and link) with a purge entry, and each purge is
+    an audit event carrying the record's hash. One record per transaction, so a
+    failure leaves every earlier purge complete.
+    """
+    purged = held = 0
+    # The database's day, as the content-delete trigger sees it; an extension
+    # keeps a record until the extension's day has passed as well.
+    today = Cast(Now(), DateField())
+    candidates = (
+        RetentionRecord.objects.filter(retain_until__lt=today, purge__isnull=True)
+        .exclude(extensions__retain_until__gte=today)
+        .order_by("conversation_id", "seq")
+        .values_list("pk", flat=True)
+    )
+    for record_id in list(candidates):
+        with transaction.atomic():
+            record = RetentionRecord.objects.get(pk=record_id)
+            if record_is_held(record):
+                held += 1
+                continue
+            PurgeEntry.objects.create(record=record, sha256=record.sha256)
+            RecordContent.objects.filter(record=record).delete()
+            index.unindex_record(record)
+            # The referenced files' copies stay: other records may share them.
+            archive_store.delete(archive_store.record_name(record))
+            audit_event_record(
+                kind=AuditEvent.Kind.RECORD_PURGED,
+                actor=None,
+                detail={
+                    "record": record.pk,
+                    "conversation": record.conversation_id,
+                    "seq": record.seq,
+                    "sha256": record.sha256,
+                    "retain_until": record.retain_until.isoformat(),
+                },
+            )
+            purged += 1
+    # Every conversation whose purged prefix may cover live data, not only
+    # today's: a hold released since the last run frees what it kept.
+    live = purge_live(conversation_ids=live_purge_candidates())
+    erased = erase_restricted()
+    return Purge(purged=purged, held=held, messages=live.messages, files=live.files, people=erased)
+
+
+# --- Live data after retention ----------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -146,8 +246,9 @@ def _purge_live(conversation_ids: list[int]) -> LivePurge:
             Event.objects.filter(conversation_id=conversation_id, id__lte=end, message__isnull=True).delete()
             messages, deleted_files = _delete_messages(message_ids)
             if messages or deleted_files:
-                AuditEvent.objects.create(
+                audit_event_record(
                     kind=AuditEvent.Kind.LIVE_PURGED,
+                    actor=None,
                     detail={
                         "conversation": conversation_id,
                         "to_event": end,
@@ -158,6 +259,9 @@ def _purge_live(conversation_ids: list[int]) -> LivePurge:
             total_messages += messages
             total_files += deleted_files
     return LivePurge(messages=total_messages, files=total_files)
+
+
+# --- Erasure requests --------------------------------------------------------------
 
 
 def _retained_until(user: User) -> date | None:
@@ -172,10 +276,17 @@ def _retained_until(user: User) -> date | None:
 
 
 @transaction.atomic
-def restrict_processing(*, actor: User, user_id: int, legal_basis: str = "", request: str = "") -> User:
-    """Take an erasure request while retention runs: restrict now, erase later."""
-    from compliance import services
-
+def processing_restrict(
+    *,
+    actor: User,
+    user_id: int,
+    legal_basis: str = "",
+    request: str = "",
+    origin: Origin = Origin.NONE,
+) -> User:
+    """Take an erasure request while retention runs: restrict now, erase later.
+    ``request`` is the request's reference (a ticket), ``origin`` where the act
+    came from."""
     user = User.objects.select_for_update().get(pk=user_id)
     # Everything they took part in reaches the archive before anything is hidden.
     for conversation_id in user.memberships.values_list("conversation_id", flat=True):
@@ -184,13 +295,12 @@ def restrict_processing(*, actor: User, user_id: int, legal_basis: str = "", req
         raise ValidationError(f"{user.email} was erased already.")
     if user.is_superuser:
         raise ValidationError("Take the administrator role away first.")
-    if user.processing_restricted_at is None:
-        User.objects.filter(pk=user.pk).update(processing_restricted_at=Now(), is_active=False)
-    user.refresh_from_db()
+    user = user_processing_restrict(user=user)
     kept_until = _retained_until(user)
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.PROCESSING_RESTRICTED,
         actor=actor,
+        origin=origin,
         detail={
             "user": user.pk,
             "legal_basis": legal_basis.strip() or DEFAULT_ERASURE_BASIS,
@@ -199,11 +309,11 @@ def restrict_processing(*, actor: User, user_id: int, legal_basis: str = "", req
         },
     )
     if kept_until is None:
-        _erase(user, actor=actor)
+        _erase(user, actor=actor, origin=origin)
     return user
 
 
-def _erase(user: User, *, actor: User | None) -> None:
+def _erase(user: User, *, actor: User | None, origin: Origin = Origin.NONE) -> None:
     """Delete the person's live messages and reactions and anonymise the account."""
     with _company_days():
         message_ids: list[int] = []
@@ -223,9 +333,10 @@ def _erase(user: User, *, actor: User | None) -> None:
     MailNotification.objects.filter(user=user).delete()
     InboundMail.objects.filter(user=user).delete()
     user_anonymise(user=user)
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.PERSON_ERASED,
         actor=actor,
+        origin=origin,
         detail={
             "user": user.pk,
             "messages": messages,

@@ -20,7 +20,8 @@ from django.db.models import Case, Max, Q, When
 from django.db.models.functions import Greatest
 
 from accounts.models import Department, User
-from compliance import records
+from compliance import archive_store, records
+from compliance.audit import audit_event_record
 from compliance.models import (
     AuditEvent,
     PolicyAssignment,
@@ -75,7 +76,7 @@ def recording_notice(conversation: Conversation) -> RetentionPolicy | None:
 
 
 def _audit(kind: str, actor: User | None, **detail: Any) -> None:
-    AuditEvent.objects.create(kind=kind, actor=actor, detail=detail)
+    audit_event_record(kind=kind, actor=actor, detail=detail)
 
 
 def _period(policy: RetentionPolicy) -> dict[str, Any]:
@@ -296,8 +297,6 @@ def _extend(records: Any, until_for: Any, actor: User | None, reason: str) -> in
 
 def _on_extended(extension: RetentionExtension) -> None:
     """The archive storage's copies are kept as long as the record."""
-    from compliance import archive_store
-
     extend = getattr(archive_store, "extend", None)
     if extend is not None:
         extend(archive_store.record_name(extension.record), extension.retain_until)

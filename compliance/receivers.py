@@ -13,6 +13,7 @@ from django.dispatch import receiver
 from accounts.models import User
 from accounts.services import RoleChange
 from accounts.signals import role_changed
+from compliance.audit import audit_event_record
 from compliance.models import AuditEvent
 
 
@@ -32,4 +33,4 @@ def _kinds(change: RoleChange) -> list[str]:
 @receiver(role_changed, sender=User, dispatch_uid="compliance.audit_role_change")
 def audit_role_change(sender: type[User], change: RoleChange, **kwargs: Any) -> None:
     for kind in _kinds(change):
-        AuditEvent.objects.create(kind=kind, actor=change.actor, detail=change.detail())
+        audit_event_record(kind=kind, actor=change.actor, detail=change.detail())

@@ -48,6 +48,7 @@ from rfc3161_client import (
 )
 
 from compliance import archive_store
+from compliance.audit import audit_event_record
 from compliance.models import GENESIS_HASH, AuditEvent, RetentionExtension, RetentionRecord, Seal
 from compliance.records import canonical_json, record_hash, record_hmac
 from compliance.services import alert_contacts
@@ -194,8 +195,9 @@ def _write(draft: _Draft, token: bytes) -> Seal | None:
         tsa_token=base64.b64encode(token).decode("ascii"),
         storage_name=name,
     )
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.SEALED,
+        actor=None,
         detail={"seq": seal.seq, "sha256": seal.sha256, "chains": seal.chains, "stamped": bool(token)},
     )
     return seal

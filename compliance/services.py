@@ -6,6 +6,12 @@ JSON is hashed and linked to the previous record, and moves the cursor, all in
 one transaction. A duplicate or concurrent run waits for the lock and then
 finds nothing new; a chain position can be taken only once (unique
 constraint), so a retry never makes a gap or a duplicate.
+
+Beside the snapshots: legal holds (set and released here; what they keep from
+the purge is ``compliance.lifecycle``'s question), the hourly reconciliation
+that proves completeness, and the alerts to the compliance contacts. What
+happens to records as they age (purge, live data, erasure) is
+``compliance.lifecycle``, which calls in here; nothing here calls back.
 """
 
 import logging
@@ -17,15 +23,15 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.db.models import DateField, F, Max, OuterRef, Q, Subquery
-from django.db.models.functions import Cast, Coalesce, Now
+from django.db.models import F, Max, OuterRef, Subquery
+from django.db.models.functions import Coalesce, Now
 
 from accounts.models import User
-from compliance import archive_store, lifecycle, policies
+from compliance import archive_store, index, policies
+from compliance.audit import Origin, audit_event_record
 from compliance.models import (
     AuditEvent,
     LegalHold,
-    PurgeEntry,
     RecordContent,
     RecordPerson,
     RetentionRecord,
@@ -38,7 +44,6 @@ from compliance.records import (
     record_hash,
     record_hmac,
 )
-from compliance.workspace import index
 from messenger.models import Conversation, Event, Membership
 
 logger = logging.getLogger(__name__)
@@ -226,22 +231,6 @@ def conversations_due() -> list[int]:
     )
 
 
-def _holds_covering(record: RetentionRecord) -> Any:
-    """Active holds that cover ``record``. The content-delete trigger (migration
-    0002) checks the same conditions in SQL, so the database agrees."""
-    return LegalHold.objects.filter(released_at__isnull=True).filter(
-        Q(conversation__isnull=True) | Q(conversation_id=record.conversation_id),
-        Q(custodian__isnull=True)
-        | Q(custodian_id__in=RecordPerson.objects.filter(record=record).values("user_id")),
-        Q(date_from__isnull=True) | Q(date_from__lte=record.period_end),
-        Q(date_to__isnull=True) | Q(date_to__gte=record.period_start),
-    )
-
-
-def record_is_held(record: RetentionRecord) -> bool:
-    return _holds_covering(record).exists()
-
-
 @transaction.atomic
 def hold_set(
     *,
@@ -252,11 +241,10 @@ def hold_set(
     conversation: Conversation | None = None,
     date_from: date | None = None,
     date_to: date | None = None,
-    ip: str | None = None,
-    user_agent: str = "",
+    origin: Origin = Origin.NONE,
 ) -> LegalHold:
-    """Set a legal hold; ``ip`` and ``user_agent`` say where the act came from
-    (the workspace passes the request's)."""
+    """Set a legal hold; ``origin`` says where the act came from (the workspace
+    passes the request's)."""
     if not (custodian or conversation or date_from or date_to):
         raise ValidationError("A legal hold needs a custodian, a conversation or a date range.")
     if not name.strip() or not reason.strip():
@@ -270,11 +258,10 @@ def hold_set(
         date_to=date_to,
         set_by=actor,
     )
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.HOLD_SET,
         actor=actor,
-        ip=ip,
-        user_agent=user_agent[:300],
+        origin=origin,
         detail={
             "hold": hold.pk,
             "name": hold.name,
@@ -289,77 +276,19 @@ def hold_set(
 
 
 @transaction.atomic
-def hold_release(
-    *, actor: User, hold_id: int, reason: str, ip: str | None = None, user_agent: str = ""
-) -> LegalHold:
+def hold_release(*, actor: User, hold_id: int, reason: str, origin: Origin = Origin.NONE) -> LegalHold:
     hold = LegalHold.objects.select_for_update().get(pk=hold_id)
     if hold.released_at is not None:
         return hold
     LegalHold.objects.filter(pk=hold.pk).update(released_at=Now(), released_by=actor)
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.HOLD_RELEASED,
         actor=actor,
-        ip=ip,
-        user_agent=user_agent[:300],
+        origin=origin,
         detail={"hold": hold.pk, "name": hold.name, "reason": reason},
     )
     hold.refresh_from_db()
     return hold
-
-
-@dataclass(frozen=True)
-class Purge:
-    purged: int
-    held: int
-    messages: int = 0
-    files: int = 0
-    people: int = 0
-
-
-def purge_expired() -> Purge:
-    """Delete the content of every record past its retention that no hold covers.
-
-    The chain entry stays (hash and link) with a purge entry, and each purge is
-    an audit event carrying the record's hash. One record per transaction, so a
-    failure leaves every earlier purge complete.
-    """
-    purged = held = 0
-    # The database's day, as the content-delete trigger sees it; an extension
-    # keeps a record until the extension's day has passed as well.
-    today = Cast(Now(), DateField())
-    candidates = (
-        RetentionRecord.objects.filter(retain_until__lt=today, purge__isnull=True)
-        .exclude(extensions__retain_until__gte=today)
-        .order_by("conversation_id", "seq")
-        .values_list("pk", flat=True)
-    )
-    for record_id in list(candidates):
-        with transaction.atomic():
-            record = RetentionRecord.objects.get(pk=record_id)
-            if record_is_held(record):
-                held += 1
-                continue
-            PurgeEntry.objects.create(record=record, sha256=record.sha256)
-            RecordContent.objects.filter(record=record).delete()
-            index.unindex_record(record)
-            # The referenced files' copies stay: other records may share them.
-            archive_store.delete(archive_store.record_name(record))
-            AuditEvent.objects.create(
-                kind=AuditEvent.Kind.RECORD_PURGED,
-                detail={
-                    "record": record.pk,
-                    "conversation": record.conversation_id,
-                    "seq": record.seq,
-                    "sha256": record.sha256,
-                    "retain_until": record.retain_until.isoformat(),
-                },
-            )
-            purged += 1
-    # Every conversation whose purged prefix may cover live data, not only
-    # today's: a hold released since the last run frees what it kept.
-    live = lifecycle.purge_live(conversation_ids=lifecycle.live_purge_candidates())
-    erased = lifecycle.erase_restricted()
-    return Purge(purged=purged, held=held, messages=live.messages, files=live.files, people=erased)
 
 
 @dataclass(frozen=True)

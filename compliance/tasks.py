@@ -1,7 +1,12 @@
 """Celery tasks of the compliance archive: stable names, ids as arguments, one
 service call each. A duplicate delivery does nothing because the database says
 so (the cursor lock and the unique chain position), never because a worker was
-asked."""
+asked.
+
+The auditor workspace's tasks (``compliance.export``, ``compliance.export_requeue``)
+live beside its services in ``compliance.workspace.tasks``; ``ComplianceConfig.ready``
+imports that module so every process that runs Django registers them (Celery's
+autodiscovery looks only at each app's ``tasks.py``)."""
 
 import logging
 from typing import Any
@@ -9,7 +14,7 @@ from typing import Any
 from celery import shared_task
 from celery.signals import task_failure
 
-from compliance import sealing, services
+from compliance import lifecycle, sealing, services, verification
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +37,7 @@ def snapshot_conversation(conversation_id: int) -> int:
 @shared_task(name="compliance.purge_expired", time_limit=3600, soft_time_limit=3500)
 def purge_expired() -> dict[str, int]:
     """Delete the content of expired records no legal hold covers (daily)."""
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
     return {
         "purged": result.purged,
         "held": result.held,
@@ -57,9 +62,7 @@ def seal() -> int:
 @shared_task(name="compliance.verify", time_limit=6 * 3600, soft_time_limit=6 * 3600 - 60)
 def verify() -> bool:
     """Daily: verify every chain, seal and copy; mail the compliance contacts on failure."""
-    from compliance.verification import verify_and_report
-
-    return verify_and_report().ok
+    return verification.verify_and_report().ok
 
 
 @task_failure.connect
@@ -78,8 +81,3 @@ def alert_on_failure(
         "reconciliation and the seal catch up on their next run; check the worker's log.",
         fail_silently=True,
     )
-
-
-# The workspace's tasks (compliance.export) live beside its services; importing
-# them here lets Celery's autodiscovery of ``compliance.tasks`` register them.
-from compliance.workspace import tasks as workspace_tasks  # noqa: E402, F401

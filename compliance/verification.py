@@ -4,14 +4,22 @@ import hmac
 import json
 import logging
 from dataclasses import dataclass, field
-from typing import Any
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS
 
+from accounts.models import User
 from compliance import archive_store
+from compliance.audit import audit_event_record
 from compliance.checks import archive_guards
-from compliance.models import GENESIS_HASH, PurgeEntry, RecordContent, RetentionRecord, SnapshotCursor
+from compliance.models import (
+    GENESIS_HASH,
+    AuditEvent,
+    PurgeEntry,
+    RecordContent,
+    RetentionRecord,
+    SnapshotCursor,
+)
 from compliance.records import record_hash, record_hmac
 from compliance.sealing import verify_seals
 from compliance.services import alert_contacts
@@ -158,13 +166,11 @@ def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True
         )
 
 
-def verify_and_report(*, actor: Any = None) -> Report:
+def verify_and_report(*, actor: User | None = None) -> Report:
     """Verify the whole archive, log the result as an audit event and, when
     anything is broken, mail the compliance contacts (the daily task)."""
-    from compliance.models import AuditEvent
-
     report = verify()
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.VERIFIED,
         actor=actor,
         detail={

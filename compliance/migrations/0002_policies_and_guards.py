@@ -27,7 +27,7 @@ NO_DELETE = (
 )
 
 # True when an active legal hold covers record ``r`` (every criterion a hold
-# gives must match). compliance.services.record_is_held says the same in Python.
+# gives must match). compliance.lifecycle.record_is_held says the same in Python.
 HELD = """EXISTS (
     SELECT 1 FROM compliance_legalhold h
     WHERE h.released_at IS NULL

@@ -2,7 +2,7 @@
 
 A hold covers a record when every criterion it names matches: the record's
 conversation, a custodian among the record's people, a period overlapping the
-record's. ``compliance.services._holds_covering`` asks the same question the
+record's. ``compliance.lifecycle._holds_covering`` asks the same question the
 other way round (which holds cover this record?) and the content-delete
 trigger asks it in SQL; a test keeps the three in step.
 """

@@ -40,10 +40,10 @@ from django.db.models.functions import StrIndex, Substr
 from archive.models import StoredFile
 from archive.services import blob_key
 from compliance import archive_store
+from compliance.index import conversation_title
 from compliance.models import ArchivedMessage, RecordContent, RecordPerson, RetentionRecord
 from compliance.records import company_day
 from compliance.verification import verify
-from compliance.workspace.index import conversation_title
 
 PAGE_SIZE = 100
 # Records are read this many at a time: a record holds up to 1,000 events.

@@ -34,6 +34,7 @@ from accounts import offboarding, services
 from accounts.models import Department, OffboardingReport, ScheduledOffboarding, User
 from archive import services as archive_services
 from archive.models import StoredFile
+from compliance import lifecycle
 from compliance import services as archive
 from compliance.models import AuditEvent, LegalHold, RecordContent, RecordPerson, RetentionRecord
 from compliance.verification import verify
@@ -423,7 +424,7 @@ def test_a_legal_hold_on_the_leaver_is_set_and_named_in_the_report(
     assert report.hold == hold
     assert report.content["hold"]["reason"] == "Arbeitsgerichtsverfahren 3 Ca 118/26"
     dm_records = RetentionRecord.objects.filter(conversation=company.dm)
-    assert dm_records.exists() and all(archive.record_is_held(r) for r in dm_records)
+    assert dm_records.exists() and all(lifecycle.record_is_held(r) for r in dm_records)
     assert AuditEvent.objects.filter(kind=AuditEvent.Kind.HOLD_SET, actor=hr_user).count() == 1
 
 

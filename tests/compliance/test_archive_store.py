@@ -25,7 +25,7 @@ from storages.backends.s3 import S3Storage
 
 from accounts.models import User
 from archive import services as files
-from compliance import archive_store, records, services
+from compliance import archive_store, lifecycle, records, services
 from compliance.models import RecordContent, RecordPerson, RetentionRecord
 from compliance.verification import verify
 from messenger import services as chat
@@ -212,7 +212,7 @@ def test_the_purge_deletes_the_record_copy_and_keeps_the_file_copies(
     monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
     record = snapshot_with_file(alice, dm)
 
-    assert services.purge_expired().purged == 1
+    assert lifecycle.purge_expired().purged == 1
 
     assert not (archive_storage / archive_store.record_name(record)).exists()
     assert (archive_storage / archive_store.file_name(hashlib.sha256(PDF).hexdigest())).exists()

@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import User
-from compliance import records, services
+from compliance import lifecycle, records, services
 from compliance.models import AuditEvent, PurgeEntry, RecordContent, RetentionRecord
 from compliance.verification import verify
 from messenger import services as chat
@@ -40,7 +40,7 @@ def test_purge_removes_only_expired_content_keeps_the_chain_and_logs_the_hash(
     monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
     young = archived(alice, dm, "still kept")
 
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
 
     assert (result.purged, result.held) == (1, 0)
     assert not RecordContent.objects.filter(record=old).exists()
@@ -53,7 +53,7 @@ def test_purge_removes_only_expired_content_keeps_the_chain_and_logs_the_hash(
     out = io.StringIO()
     call_command("verify_archive", stdout=out)
     assert "1 records purged after retention" in out.getvalue()
-    assert services.purge_expired().purged == 0  # nothing twice
+    assert lifecycle.purge_expired().purged == 0  # nothing twice
 
 
 @pytest.mark.parametrize("scope", ["conversation", "custodian", "dates"])
@@ -69,12 +69,12 @@ def test_a_legal_hold_stops_the_purge(
     criteria = scopes[scope]
     hold = services.hold_set(actor=auditor, name="Tax audit 2026", reason="Betriebsprüfung", **criteria)
 
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
 
     assert (result.purged, result.held) == (0, 1)
     assert RecordContent.objects.filter(record=record).exists()
     services.hold_release(actor=auditor, hold_id=hold.pk, reason="Audit closed")
-    assert services.purge_expired().purged == 1
+    assert lifecycle.purge_expired().purged == 1
     kinds = list(AuditEvent.objects.order_by("id").values_list("kind", flat=True))
     assert kinds == ["hold_set", "hold_released", "record_purged"]
 
@@ -85,7 +85,7 @@ def test_a_hold_on_someone_else_does_not_stop_the_purge(
     archived(alice, dm, "not Charlie's")
     services.hold_set(actor=auditor, name="Case C", reason="Charlie's mails", custodian=charlie)
 
-    assert services.purge_expired().purged == 1
+    assert lifecycle.purge_expired().purged == 1
 
 
 def test_the_database_refuses_to_delete_held_or_unexpired_content(

@@ -65,7 +65,7 @@ def test_expired_live_messages_and_files_go_when_the_policy_says_so(
     archive_all(dm)
 
     with django_capture_on_commit_callbacks(execute=True):
-        result = services.purge_expired()
+        result = lifecycle.purge_expired()
 
     assert (result.purged, result.messages, result.files) == (1, 1, 1)
     assert not Message.objects.filter(pk=old.pk).exists()
@@ -80,7 +80,7 @@ def test_without_the_policy_switch_live_messages_stay(alice: User, dm: Conversat
     old = send(alice, dm, "Kept in the chat")
     archive_all(dm)
 
-    assert services.purge_expired().messages == 0
+    assert lifecycle.purge_expired().messages == 0
 
     assert Message.objects.filter(pk=old.pk).exists()
 
@@ -95,7 +95,7 @@ def test_a_message_edited_in_a_younger_record_stays(
     chat.message_edit(actor=alice, message_id=message.pk, body="New text")
     archive_all(dm)
 
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
 
     assert result.purged == 1 and result.messages == 0
     assert Message.objects.get(pk=message.pk).body == "New text"
@@ -124,7 +124,7 @@ def test_a_hold_keeps_records_live_messages_and_files(
     criteria = scopes[scope]
     services.hold_set(actor=auditor, name="Case 8", reason="Regulator", **criteria)
 
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
 
     assert (result.purged, result.held, result.messages, result.files) == (0, 1, 0, 0)
     assert Message.objects.filter(pk=old.pk).exists()
@@ -138,7 +138,7 @@ def test_a_hold_set_after_the_record_purge_still_keeps_the_live_messages(
     old = send(alice, dm, "Old but now under investigation")
     archive_all(dm)
     RetentionPolicy.objects.filter(is_default=True).update(purge_live=False)
-    assert services.purge_expired().purged == 1  # the record went, the live message stayed
+    assert lifecycle.purge_expired().purged == 1  # the record went, the live message stayed
     RetentionPolicy.objects.filter(is_default=True).update(purge_live=True)
     services.hold_set(actor=auditor, name="Case 9", reason="Regulator", custodian=alice)
 
@@ -153,7 +153,7 @@ def test_an_erasure_request_restricts_first_and_erases_when_retention_ends(
     send(bob, dm, "Offer from Bob: 12000 EUR")
     send(alice, dm, "Accepted")
 
-    lifecycle.restrict_processing(actor=auditor, user_id=bob.pk, request="Ticket 4711")
+    lifecycle.processing_restrict(actor=auditor, user_id=bob.pk, request="Ticket 4711")
 
     # Restricted: gone from chat, directory and search; the archive keeps it.
     bob.refresh_from_db()
@@ -169,7 +169,7 @@ def test_an_erasure_request_restricts_first_and_erases_when_retention_ends(
     assert bob.email not in json.dumps(event.detail)  # the audit log outlives the person
 
     # Retention ends: the daily purge removes the record and erases the person.
-    result = services.purge_expired()
+    result = lifecycle.purge_expired()
 
     assert (result.purged, result.people) == (1, 1)
     bob.refresh_from_db()
@@ -187,17 +187,17 @@ def test_a_hold_on_the_person_defers_the_erasure(
     bob: User, dm: Conversation, auditor: User, expired: None
 ) -> None:
     send(bob, dm, "Offer from Bob")
-    lifecycle.restrict_processing(actor=auditor, user_id=bob.pk)
+    lifecycle.processing_restrict(actor=auditor, user_id=bob.pk)
     services.hold_set(actor=auditor, name="Case 10", reason="Litigation", custodian=bob)
 
-    assert services.purge_expired().people == 0
+    assert lifecycle.purge_expired().people == 0
 
     bob.refresh_from_db()
     assert bob.erased_at is None and Message.objects.filter(author=bob).exists()
 
 
 def test_erasure_with_nothing_retained_happens_at_once(bob: User, auditor: User) -> None:
-    lifecycle.restrict_processing(actor=auditor, user_id=bob.pk, request="Ticket 4712")
+    lifecycle.processing_restrict(actor=auditor, user_id=bob.pk, request="Ticket 4712")
 
     bob.refresh_from_db()
     assert bob.erased_at is not None
@@ -220,12 +220,12 @@ def test_live_messages_follow_once_the_hold_that_kept_them_is_released(
     old = send(alice, dm, "Kept for the court case")
     archive_all(dm)
     RetentionPolicy.objects.filter(is_default=True).update(purge_live=False)
-    services.purge_expired()  # the record goes; the live message stays (switch off)
+    lifecycle.purge_expired()  # the record goes; the live message stays (switch off)
     RetentionPolicy.objects.filter(is_default=True).update(purge_live=True)
     hold = services.hold_set(actor=auditor, name="Case 11", reason="Court", conversation=dm)
-    assert services.purge_expired().messages == 0
+    assert lifecycle.purge_expired().messages == 0
 
     services.hold_release(actor=auditor, hold_id=hold.pk, reason="Judgment final")
 
-    assert services.purge_expired().messages == 1
+    assert lifecycle.purge_expired().messages == 1
     assert not Message.objects.filter(pk=old.pk).exists()

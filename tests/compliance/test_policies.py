@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
 from accounts.models import Department, User
-from compliance import policies, records, services
+from compliance import lifecycle, policies, records, services
 from compliance.models import (
     AuditEvent,
     RecordContent,
@@ -145,7 +145,7 @@ def test_an_authority_extends_a_conversation_with_actor_and_reason(
 
     assert count == 1
     assert policies.effective_retain_until(expired) == until
-    assert services.purge_expired().purged == 0  # the extension keeps it
+    assert lifecycle.purge_expired().purged == 0  # the extension keeps it
     assert RecordContent.objects.filter(record=expired).exists()
     # and so does the database
     with pytest.raises(IntegrityError), transaction.atomic(), connection.cursor() as cursor:

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from accounts.models import User
-from compliance import services, tasks
+from compliance import lifecycle, services, tasks
 from compliance.models import AuditEvent
 from messenger import services as chat
 from messenger.models import Conversation
@@ -75,7 +75,7 @@ def test_a_failing_compliance_task_mails_the_contacts(
     def storage_down(**_: Any) -> Any:
         raise OSError("archive storage unreachable")
 
-    monkeypatch.setattr(services, "purge_expired", storage_down)
+    monkeypatch.setattr(lifecycle, "purge_expired", storage_down)
     from config.celery import app
 
     app.conf.task_always_eager, app.conf.task_eager_propagates = True, False

@@ -12,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from compliance.index import reindex_record
 from compliance.models import RetentionRecord
-from compliance.workspace.index import reindex_record
 
 BATCH = 50
 

@@ -34,10 +34,9 @@ def hold_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     # A GET may prefill the form, e.g. from a reconstructed conversation.
     form = HoldForm(request.POST) if request.method == "POST" else HoldForm(initial=request.GET.dict())
     if form.is_bound and form.is_valid():
-        origin = Origin.of(request)
         try:
             hold = compliance_services.hold_set(
-                actor=request.user, ip=origin.ip, user_agent=origin.user_agent, **form.cleaned_data
+                actor=request.user, origin=Origin.of(request), **form.cleaned_data
             )
         except ValidationError as error:
             form.add_error(None, error)
@@ -67,13 +66,8 @@ def hold_release(request: AuthenticatedHttpRequest, hold_id: int) -> HttpRespons
     if hold.released_at is not None:
         messages.info(request, "This hold was already released.")
     else:
-        origin = Origin.of(request)
         compliance_services.hold_release(
-            actor=request.user,
-            hold_id=hold.pk,
-            reason=form.cleaned_data["reason"],
-            ip=origin.ip,
-            user_agent=origin.user_agent,
+            actor=request.user, hold_id=hold.pk, reason=form.cleaned_data["reason"], origin=Origin.of(request)
         )
         messages.success(request, f"Legal hold “{hold.name}” released.")
     return redirect("compliance:hold", hold_id=hold.pk)

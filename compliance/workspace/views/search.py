@@ -21,6 +21,7 @@ from compliance.workspace import search
 from compliance.workspace.access import auditor_required
 from compliance.workspace.cases import case_for_results
 from compliance.workspace.forms.search import SearchForm
+from compliance.workspace.views.shared import refusals_shown
 
 
 def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
@@ -34,6 +35,7 @@ def conversation_link(case_id: int, message: ArchivedMessage) -> str | None:
 
 
 @auditor_required
+@refusals_shown
 @require_GET
 def search_page(request: AuthenticatedHttpRequest, case_id: int) -> HttpResponse:
     case = case_for_results(request.user, case_id)

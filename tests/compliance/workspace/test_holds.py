@@ -10,7 +10,7 @@ from django.urls import reverse
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
-from compliance import services
+from compliance import lifecycle, services
 from compliance.models import AuditEvent, LegalHold, RetentionRecord
 from compliance.workspace import holds
 from messenger import services as chat
@@ -176,7 +176,7 @@ def test_what_a_hold_covers_agrees_with_what_stops_the_purge(
         hold = services.hold_set(actor=otto, name=f"Hold {n}", reason="test", **scope)
         annotated: Any = next(h for h in holds.holds_with_coverage() if h.pk == hold.pk)
         covered = set(holds.records_covered(hold).values_list("pk", flat=True))
-        held = {record.pk for record in records if services.record_is_held(record)}
+        held = {record.pk for record in records if lifecycle.record_is_held(record)}
         assert covered == held, scope
         assert annotated.covered_records == len(covered), scope
         services.hold_release(actor=otto, hold_id=hold.pk, reason="next")

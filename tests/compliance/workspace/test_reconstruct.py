@@ -25,7 +25,7 @@ from accounts import roles
 from accounts.models import User
 from archive import services as files
 from archive.models import StoredFile
-from compliance import archive_store, records, services
+from compliance import archive_store, lifecycle, records, services
 from compliance.models import AuditEvent, Case, RetentionRecord
 from compliance.workspace import cases
 from compliance.workspace import reconstruct as reconstruct_module
@@ -297,7 +297,7 @@ def test_a_record_purged_after_retention_is_a_gap_and_the_rest_still_reads(
     chat.message_edit(actor=alice, message_id=old.pk, body="Uralt, korrigiert")
     chat.message_send(actor=bob, conversation_id=dm.pk, body="Noch da")
     archive(dm)
-    assert services.purge_expired().purged == 1
+    assert lifecycle.purge_expired().purged == 1
 
     result = reconstruct(dm.pk, None)
     page = browser.get(page_url(case, dm)).content.decode()

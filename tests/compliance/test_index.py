@@ -12,9 +12,8 @@ from django.db import connection
 
 from accounts.models import Department, User
 from archive.models import StoredFile
-from compliance import records, services
+from compliance import index, lifecycle, records, services
 from compliance.models import ArchivedMessage, RecordContent
-from compliance.workspace import index
 from messenger import services as chat
 from messenger.models import Conversation
 from tests.archive.conftest import PDF
@@ -151,7 +150,7 @@ def test_the_purge_takes_a_records_index_rows_with_its_content(
     archive(dm)
     assert ArchivedMessage.objects.count() == 1
 
-    assert services.purge_expired().purged == 1
+    assert lifecycle.purge_expired().purged == 1
 
     assert not RecordContent.objects.exists()
     assert not ArchivedMessage.objects.exists()

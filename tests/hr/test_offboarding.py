@@ -499,6 +499,8 @@ def test_a_scheduled_offboarding_happens_at_its_time(
     assert (scheduled.state, scheduled.report) == ("done", report)
     assert report.content["scheduled"]["effective_at"] == effective_at.isoformat()
     assert report.successor == alice
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.OFFBOARDED)
+    assert (event.actor, event.ip, event.user_agent) == (hr_user, None, "")  # a task: no request
     assert offboarding.offboard_due() == 0  # a second run does nothing
 
 
@@ -914,3 +916,34 @@ def test_a_missing_report_guard_fails_the_system_check(db: None) -> None:
     assert [p.id for p in problems] == ["accounts.E001"]
     assert "accounts_offboardingreport_no_delete" in problems[0].msg
     assert report_guards(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_offboarding_and_reactivation_in_the_admin_record_where_hr_acted_from(
+    company: Company, alice: User, bob: User, hr_user: User
+) -> None:
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="HR-Browser/1.0")
+    client.force_login(hr_user)
+
+    client.post(OFFBOARD, {"ids": str(bob.pk), f"u{bob.pk}-successor": alice.pk, "when": "now"})
+    client.post(f"{PEOPLE}reactivate/", {"ids": str(bob.pk), "reason": "Zurück aus dem Sabbatical"})
+
+    offboarded = AuditEvent.objects.get(kind=AuditEvent.Kind.OFFBOARDED)
+    reactivated = AuditEvent.objects.get(kind=AuditEvent.Kind.REACTIVATED)
+    for event in (offboarded, reactivated):
+        assert (event.actor, event.ip, event.user_agent) == (hr_user, "203.0.113.7", "HR-Browser/1.0")
+
+
+@pytest.mark.django_db
+def test_the_report_admin_moved_with_the_model_to_hr(company: Company, bob: User, hr_user: User) -> None:
+    report = offboard(hr_user, bob)
+
+    assert OffboardingReport._meta.app_label == "hr"
+    assert OffboardingReport._meta.db_table == "accounts_offboardingreport"
+    assert ScheduledOffboarding._meta.db_table == "accounts_scheduledoffboarding"
+    assert hr_user.has_perm("hr.view_offboardingreport") and hr_user.has_perm(
+        "hr.change_scheduledoffboarding"
+    )
+    page = logged_in(hr_user).get(f"/admin/hr/offboardingreport/{report.pk}/change/").content.decode()
+    assert f'href="/admin/hr/offboardingreport/{report.pk}/pdf/"' in page
+    assert 'href="/admin/hr/">Offboarding</a>' in page

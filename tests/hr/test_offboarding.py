@@ -947,3 +947,26 @@ def test_the_report_admin_moved_with_the_model_to_hr(company: Company, bob: User
     page = logged_in(hr_user).get(f"/admin/hr/offboardingreport/{report.pk}/change/").content.decode()
     assert f'href="/admin/hr/offboardingreport/{report.pk}/pdf/"' in page
     assert 'href="/admin/hr/">Offboarding</a>' in page
+
+
+@pytest.mark.django_db
+def test_links_from_before_the_move_lead_to_the_same_pages(
+    company: Company, bob: User, hr_user: User
+) -> None:
+    report = offboard(hr_user, bob)
+    client = logged_in(hr_user)
+
+    for old, new in (
+        (
+            f"/admin/accounts/offboardingreport/{report.pk}/change/",
+            f"/admin/hr/offboardingreport/{report.pk}/change/",
+        ),
+        (
+            f"/admin/accounts/offboardingreport/{report.pk}/pdf/",
+            f"/admin/hr/offboardingreport/{report.pk}/pdf/",
+        ),
+        ("/admin/accounts/scheduledoffboarding/?q=bob", "/admin/hr/scheduledoffboarding/?q=bob"),
+    ):
+        response = client.get(old)
+        assert (response.status_code, response["Location"]) == (302, new)
+        assert client.get(new).status_code == 200

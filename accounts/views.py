@@ -9,6 +9,7 @@ from django.views.decorators.http import require_http_methods
 from accounts import selectors, services
 from accounts.errors import InvitationInvalid
 from accounts.forms import InvitationAcceptForm, ProfileForm
+from accounts.http import AuthenticatedHttpRequest
 from accounts.models import User
 
 _LOGIN_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
@@ -16,8 +17,8 @@ _LOGIN_BACKEND = "allauth.account.auth_backends.AuthenticationBackend"
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def profile(request: HttpRequest) -> HttpResponse:
-    user: User = request.user  # type: ignore[assignment]
+def profile(request: AuthenticatedHttpRequest) -> HttpResponse:
+    user = request.user
     form = ProfileForm.for_user(user)
     if request.method == "POST":
         form = ProfileForm(request.POST, request.FILES)

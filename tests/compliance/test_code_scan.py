@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "archive", "compliance", "config", "messenger", "scripts", "bench")
+APPS = ("accounts", "archive", "compliance", "config", "hr", "messenger", "scripts", "bench")
 
 # The archive's tables, written only by these modules (append-only).
 RECORD_MODELS = {

@@ -53,7 +53,7 @@ class UserAdmin(AccountsUserAdmin):
     readonly_fields = [*AccountsUserAdmin.readonly_fields, "offboarding"]
     actions = ["offboard_selected", "reactivate_selected", "restrict_selected", *AccountsUserAdmin.actions]
     fieldsets = (
-        *AccountsUserAdmin.fieldsets[:-1],
+        *AccountsUserAdmin.fieldsets[:-1],  # all but "History", the last, which gains a field
         (
             "History",
             {"fields": ["date_joined", "last_login", "offboarded_at", "offboarded_by", "offboarding"]},

@@ -19,7 +19,7 @@ LABELS = {
 # What HR may do in admin: manage people, departments and invitations; nothing
 # about archives, and never superuser powers.
 # Kept in step with migrations 0002_roles and 0006_offboarding, which grant them
-# to the HR group.
+# to the HR group (and hr's 0001, which moved three of them to the hr app).
 HR_PERMISSIONS = (
     ("accounts", "view_user"),
     ("accounts", "add_user"),
@@ -32,10 +32,12 @@ HR_PERMISSIONS = (
     ("accounts", "add_invitation"),
     ("accounts", "change_invitation"),
     # Offboarding (0006): offboard, reactivate, restrict processing on an erasure
-    # request, read the reports, see and cancel scheduled offboardings.
+    # request, read the reports, see and cancel scheduled offboardings. The
+    # reports and schedules are the hr app's models since issue 17 (hr
+    # migration 0001 moved their permissions there); named here as data only.
     ("accounts", "offboard_user"),
     ("accounts", "restrict_processing"),
-    ("accounts", "view_offboardingreport"),
-    ("accounts", "view_scheduledoffboarding"),
-    ("accounts", "change_scheduledoffboarding"),
+    ("hr", "view_offboardingreport"),
+    ("hr", "view_scheduledoffboarding"),
+    ("hr", "change_scheduledoffboarding"),
 )

@@ -5,16 +5,22 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
+from importlib import import_module
 from typing import IO, Any
 
 from allauth.account.models import EmailAddress
+from allauth.mfa.models import Authenticator
+from allauth.socialaccount.models import SocialToken
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.auth.models import Group, Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.files.base import ContentFile
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Q
+from django.db.models.functions import Now
 from django.template.loader import render_to_string
 from django.utils import timezone
 from PIL import Image, ImageOps
@@ -231,8 +237,33 @@ def _apply(user: User, wanted: set[str]) -> bool:
     return is_staff
 
 
-def _announce(change: RoleChange) -> RoleChange:
-    """Hand the change to the audit log (compliance listens) in this transaction."""
+def _announce(
+    *,
+    user: User,
+    actor: User | None,
+    origin: str,
+    before: Iterable[str],
+    after: Iterable[str],
+    staff_before: bool,
+    staff_after: bool,
+    pending: Iterable[str] = (),
+    confirmed: Iterable[str] = (),
+    cancelled: Iterable[str] = (),
+) -> RoleChange:
+    """The one place a ``RoleChange`` is made: build it and hand it to the audit
+    log (compliance listens) in this transaction, if anything happened."""
+    change = RoleChange(
+        user=user,
+        actor=actor,
+        origin=origin,
+        before=tuple(sorted(before)),
+        after=tuple(sorted(after)),
+        staff_before=staff_before,
+        staff_after=staff_after,
+        pending=tuple(sorted(pending)),
+        confirmed=tuple(sorted(confirmed)),
+        cancelled=tuple(sorted(cancelled)),
+    )
     if change.changed or change.pending or change.confirmed or change.cancelled:
         signals.role_changed.send(sender=User, change=change)
     return change
@@ -264,11 +295,10 @@ def user_roles_set(
     administrator confirms. Every change is an audit event with actor, before
     and after. Refusals raise ``RoleChangeRefused`` and change nothing.
     """
-    role_names = roles
     _require_audit_listener()
     person = User.objects.select_for_update().get(pk=user.pk)
     before = _role_names(person)
-    wanted = set(role_names) if role_names is not None else (before | set(add)) - set(remove)
+    wanted = set(roles) if roles is not None else (before | set(add)) - set(remove)
     unknown = wanted - set(ALL_ROLES)
     if unknown:
         raise ValidationError(f"Unknown role: {', '.join(sorted(unknown))}.")
@@ -286,22 +316,15 @@ def user_roles_set(
     staff_after = _apply(person, wanted)
     user.is_staff = staff_after
     return _announce(
-        RoleChange(
-            user=person,
-            actor=actor,
-            origin=origin,
-            before=tuple(sorted(before)),
-            after=tuple(sorted(wanted)),
-            staff_before=staff_before,
-            staff_after=staff_after,
-            pending=tuple(sorted(pending)),
-        )
+        user=person,
+        actor=actor,
+        origin=origin,
+        before=before,
+        after=wanted,
+        staff_before=staff_before,
+        staff_after=staff_after,
+        pending=pending,
     )
-
-
-def user_set_roles(*, user: User, role_names: Iterable[str], actor: User | None = None) -> RoleChange:
-    """Older name of ``user_roles_set`` (exactly these roles), for scripts."""
-    return user_roles_set(actor=actor, user=user, roles=role_names, origin=Origin.SHELL)
 
 
 def _grant_for_update(grant: RoleGrant) -> RoleGrant:
@@ -334,16 +357,14 @@ def role_grant_confirm(*, actor: User, grant: RoleGrant, origin: str = Origin.SH
     grant.confirmed_at = timezone.now()
     grant.save(update_fields=["confirmed_by", "confirmed_at"])
     return _announce(
-        RoleChange(
-            user=person,
-            actor=actor,
-            origin=origin,
-            before=tuple(sorted(before)),
-            after=tuple(sorted(before | {grant.role})),
-            staff_before=staff_before,
-            staff_after=staff_after,
-            confirmed=(grant.role,),
-        )
+        user=person,
+        actor=actor,
+        origin=origin,
+        before=before,
+        after=before | {grant.role},
+        staff_before=staff_before,
+        staff_after=staff_after,
+        confirmed=(grant.role,),
     )
 
 
@@ -358,18 +379,16 @@ def role_grant_cancel(*, actor: User, grant: RoleGrant, origin: str = Origin.SHE
     grant.cancelled_at = timezone.now()
     grant.save(update_fields=["cancelled_by", "cancelled_at"])
     person = grant.user
-    current = tuple(sorted(_role_names(person)))
+    current = _role_names(person)
     return _announce(
-        RoleChange(
-            user=person,
-            actor=actor,
-            origin=origin,
-            before=current,
-            after=current,
-            staff_before=person.is_staff,
-            staff_after=person.is_staff,
-            cancelled=(grant.role,),
-        )
+        user=person,
+        actor=actor,
+        origin=origin,
+        before=current,
+        after=current,
+        staff_before=person.is_staff,
+        staff_after=person.is_staff,
+        cancelled=(grant.role,),
     )
 
 
@@ -607,7 +626,77 @@ def user_processing_restrict(*, user: User) -> User:
     (``compliance.lifecycle.processing_restrict``) archives first and audits."""
     if user.processing_restricted_at is None:
         User.objects.filter(pk=user.pk, processing_restricted_at__isnull=True).update(
-            processing_restricted_at=timezone.now(), is_active=False
+            processing_restricted_at=Now(), is_active=False
         )
     user.refresh_from_db()
     return user
+
+
+# --- Leaving and returning (called by hr.offboarding inside its transaction) ----
+
+
+def user_lock(*, user_id: int) -> User:
+    """The person's row, locked until the caller's transaction ends, with their
+    department and its head. Offboarding, reactivation and scheduled runs take
+    it first: it serialises them for one person. Call inside a transaction."""
+    return User.objects.select_for_update(of=("self",)).select_related("department__head").get(pk=user_id)
+
+
+def user_deactivate(*, user: User, actor: User) -> User:
+    """Close the account of a leaver: inactive, offboarded now (database clock)
+    by ``actor``. Sessions and credentials are ``user_access_revoke``'s."""
+    User.objects.filter(pk=user.pk).update(is_active=False, offboarded_at=Now(), offboarded_by=actor)
+    user.refresh_from_db()
+    return user
+
+
+def user_reactivate(*, user: User) -> User:
+    """Open the account of a returner again (no longer offboarded)."""
+    User.objects.filter(pk=user.pk).update(is_active=True, offboarded_at=None, offboarded_by=None)
+    user.refresh_from_db()
+    return user
+
+
+def sessions_end(*, user_id: int) -> int:
+    """End every session of the person, on every device; returns how many.
+
+    Database-backed engines (``db``, ``cached_db``) are searched row by row,
+    since the user id sits inside the signed session data. Cache-only and
+    signed-cookie sessions cannot be listed: there the closed account is what
+    refuses them (Django and Channels load no inactive user from a session).
+    """
+    store_class: Any = import_module(settings.SESSION_ENGINE).SessionStore
+    get_model_class = getattr(store_class, "get_model_class", None)
+    if get_model_class is None:
+        return 0
+    decoder = store_class()
+    rows = (
+        get_model_class()
+        .objects.filter(expire_date__gt=timezone.now())
+        .values_list("session_key", "session_data")
+    )
+    keys = [
+        key
+        for key, data in rows.iterator(chunk_size=2000)
+        if decoder.decode(data).get(SESSION_KEY) == str(user_id)
+    ]
+    for key in keys:
+        store_class(session_key=key).delete()
+    return len(keys)
+
+
+def user_access_revoke(*, user: User) -> dict[str, int]:
+    """Take every way in from a leaver: MFA authenticators, stored SSO tokens,
+    pending invitations (sent by them or to them) and every session. Returns
+    how many of each, as the offboarding report lists them."""
+    mfa, _ = Authenticator.objects.filter(user=user).delete()
+    tokens, _ = SocialToken.objects.filter(account__user=user).delete()
+    revoked = Invitation.objects.filter(
+        Q(invited_by=user) | Q(user=user), accepted_at=None, revoked_at=None
+    ).update(revoked_at=Now())
+    return {
+        "sessions": sessions_end(user_id=user.pk),
+        "mfa_authenticators": mfa,
+        "sso_tokens": tokens,
+        "invitations_revoked": revoked,
+    }

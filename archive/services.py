@@ -3,17 +3,20 @@
 import hashlib
 import tempfile
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 
-from accounts.models import User
 from archive import validation
 from archive.errors import FileRefused
 from archive.models import StoredFile
+
+if TYPE_CHECKING:
+    # A type hint only: archive is a leaf that imports no other Kontor app.
+    from accounts.models import User
 
 CHUNK = 1024 * 1024
 
@@ -22,7 +25,7 @@ def blob_key(sha256: str) -> str:
     return f"blobs/{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
 
-def file_store(*, upload: IO[bytes], name: str, uploader: User) -> StoredFile:
+def file_store(*, upload: IO[bytes], name: str, uploader: "User") -> StoredFile:
     """Check and keep an upload; returns its record.
 
     The bytes are copied to a temporary file while their SHA-256 and size are

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "messenger",
     "archive",
     "compliance",
+    "hr",
     # Kontor's own commands (manage.py health); no models.
     "config",
 ]

@@ -1,6 +1,7 @@
 from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from config import views
 
@@ -14,6 +15,12 @@ urlpatterns = [
     # For load balancers, monitors and Prometheus (docs/deployment.md).
     path("healthz", views.healthz, name="healthz"),
     path("metrics", views.metrics_view, name="metrics"),
+    # Offboarding reports and schedules moved to the hr app (issue 17): links kept
+    # from before (bookmarks, tickets) lead to the same pages.
+    re_path(
+        r"^admin/accounts/(?P<model>offboardingreport|scheduledoffboarding)/(?P<rest>.*)$",
+        RedirectView.as_view(url="/admin/hr/%(model)s/%(rest)s", query_string=True),
+    ),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("compliance/", include("compliance.urls")),

@@ -8,8 +8,8 @@ from allauth.account.models import EmailAddress
 from django.core.management import CommandError, call_command
 
 from accounts import roles
-from accounts.management.commands import seed_demo
 from accounts.models import Department, User
+from config.management.commands import seed_demo
 
 pytestmark = pytest.mark.django_db
 

@@ -21,11 +21,11 @@ from pytest_django import Settings
 from accounts import roles, services, signals
 from accounts.models import RoleGrant, User
 from compliance.models import AuditEvent
+from tests.accounts.helpers import PEOPLE, change_data, change_url
 from tests.factories import make_user
 
 pytestmark = pytest.mark.django_db
 
-PEOPLE = "/admin/accounts/user/"
 GRANTS = "/admin/accounts/rolegrant/"
 ROLE_KINDS = [
     AuditEvent.Kind.ROLES_CHANGED,
@@ -33,25 +33,6 @@ ROLE_KINDS = [
     AuditEvent.Kind.ROLE_GRANT_CONFIRMED,
     AuditEvent.Kind.ROLE_GRANT_CANCELLED,
 ]
-
-
-def _change_url(user: User) -> str:
-    return f"{PEOPLE}{user.pk}/change/"
-
-
-def _change_data(user: User, **overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "email": user.email,
-        "display_name": user.display_name,
-        "job_title": user.job_title,
-        "department": user.department_id or "",
-        "phone": user.phone,
-        "time_zone": user.time_zone,
-        "roles": [g.name for g in user.groups.all()],
-        "_save": "Save",
-    }
-    data.update(overrides)
-    return data
 
 
 def _role_names(user: User) -> set[str]:
@@ -95,8 +76,8 @@ def root2(db: None) -> User:
 
 def test_hr_cannot_tick_auditor_on_its_own_user(hr_user: User) -> None:
     response = _client(hr_user).post(
-        _change_url(hr_user),
-        _change_data(hr_user, roles=[roles.HR, roles.AUDITORS], display_name="Hanna Renamed"),
+        change_url(hr_user),
+        change_data(hr_user, roles=[roles.HR, roles.AUDITORS], display_name="Hanna Renamed"),
     )
 
     assert response.status_code == 200
@@ -110,7 +91,7 @@ def test_hr_cannot_tick_auditor_on_its_own_user(hr_user: User) -> None:
 
 
 def test_hr_cannot_give_a_colleague_the_auditor_role(hr_user: User, alice: User) -> None:
-    response = _client(hr_user).post(_change_url(alice), _change_data(alice, roles=[roles.AUDITORS]))
+    response = _client(hr_user).post(change_url(alice), change_data(alice, roles=[roles.AUDITORS]))
 
     assert response.status_code == 200
     assert "Only an administrator can grant or remove the Auditor role. Nothing was changed." in _errors(
@@ -121,7 +102,7 @@ def test_hr_cannot_give_a_colleague_the_auditor_role(hr_user: User, alice: User)
 
 
 def test_hr_cannot_take_the_auditor_role_away(hr_user: User, auditor: User) -> None:
-    response = _client(hr_user).post(_change_url(auditor), _change_data(auditor, roles=[]))
+    response = _client(hr_user).post(change_url(auditor), change_data(auditor, roles=[]))
 
     assert response.status_code == 200
     assert "Only an administrator can grant or remove the Auditor role" in response.content.decode()
@@ -129,7 +110,7 @@ def test_hr_cannot_take_the_auditor_role_away(hr_user: User, auditor: User) -> N
 
 
 def test_hr_cannot_give_the_data_protection_role(hr_user: User, alice: User) -> None:
-    response = _client(hr_user).post(_change_url(alice), _change_data(alice, roles=[roles.DATA_PROTECTION]))
+    response = _client(hr_user).post(change_url(alice), change_data(alice, roles=[roles.DATA_PROTECTION]))
 
     assert response.status_code == 200
     assert _role_names(alice) == set()
@@ -158,8 +139,8 @@ def test_the_form_ignores_posted_superuser_staff_groups_and_permissions(hr_user:
     everything = list(Permission.objects.values_list("pk", flat=True)[:5])
 
     _client(hr_user).post(
-        _change_url(hr_user),
-        _change_data(
+        change_url(hr_user),
+        change_data(
             hr_user, is_superuser="on", is_staff="on", groups=[auditors.pk], user_permissions=everything
         ),
     )
@@ -171,7 +152,7 @@ def test_the_form_ignores_posted_superuser_staff_groups_and_permissions(hr_user:
 
 
 def test_an_administrator_cannot_change_their_own_roles_either(root: User) -> None:
-    response = _client(root).post(_change_url(root), _change_data(root, roles=[roles.AUDITORS]))
+    response = _client(root).post(change_url(root), change_data(root, roles=[roles.AUDITORS]))
 
     assert response.status_code == 200
     assert "You cannot change your own roles" in response.content.decode()
@@ -180,7 +161,7 @@ def test_an_administrator_cannot_change_their_own_roles_either(root: User) -> No
 
 
 def test_an_administrator_makes_a_colleague_an_auditor_and_it_is_audited(root: User, alice: User) -> None:
-    response = _client(root).post(_change_url(alice), _change_data(alice, roles=[roles.AUDITORS]))
+    response = _client(root).post(change_url(alice), change_data(alice, roles=[roles.AUDITORS]))
 
     assert response.status_code == 302, _errors(response.content.decode())
     assert _role_names(alice) == {roles.AUDITORS}
@@ -198,7 +179,7 @@ def test_an_administrator_makes_a_colleague_an_auditor_and_it_is_audited(root: U
 
 
 def test_hr_may_still_give_the_hr_role_and_that_is_audited(hr_user: User, alice: User) -> None:
-    response = _client(hr_user).post(_change_url(alice), _change_data(alice, roles=[roles.HR]))
+    response = _client(hr_user).post(change_url(alice), change_data(alice, roles=[roles.HR]))
 
     assert response.status_code == 302
     [event] = _role_events()
@@ -211,7 +192,7 @@ def test_saving_a_data_protection_officer_keeps_the_role(root: User, hr_user: Us
     # The form offered only HR and Auditor before, so any save dropped the role.
     dpo = make_user(email="dpo@kontor.example", roles=[roles.DATA_PROTECTION])
 
-    response = _client(hr_user).post(_change_url(dpo), _change_data(dpo, job_title="DPO"))
+    response = _client(hr_user).post(change_url(dpo), change_data(dpo, job_title="DPO"))
 
     assert response.status_code == 302, _errors(response.content.decode())
     assert _role_names(dpo) == {roles.DATA_PROTECTION}
@@ -356,9 +337,7 @@ def four_eyes(settings: Settings) -> None:
 def test_four_eyes_a_new_auditor_waits_for_a_second_administrator(
     root: User, root2: User, alice: User
 ) -> None:
-    response = _client(root).post(
-        _change_url(alice), _change_data(alice, roles=[roles.AUDITORS]), follow=True
-    )
+    response = _client(root).post(change_url(alice), change_data(alice, roles=[roles.AUDITORS]), follow=True)
 
     assert any("takes effect when another administrator confirms it" in m for m in _messages(response))
     assert _role_names(alice) == set()  # not yet
@@ -372,7 +351,7 @@ def test_four_eyes_a_new_auditor_waits_for_a_second_administrator(
     assert requested.detail["after"] == []
 
     # Both administrators see it waiting, on the person's page and under Role grants.
-    page = _client(root2).get(_change_url(alice)).content.decode()
+    page = _client(root2).get(change_url(alice)).content.decode()
     assert "Auditors (granted by Root Admin;" in page
     assert str(alice) in _client(root2).get(GRANTS).content.decode()
 

@@ -19,7 +19,8 @@ from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 from accounts import roles, services
-from accounts.models import OffboardingReport, User
+from accounts.models import User
+from hr.models import OffboardingReport
 from messenger import services as chat
 from messenger.models import Conversation
 from tests.browser.conftest import DESKTOP, PHONE, watch_console
@@ -48,7 +49,7 @@ def hr_person(name: str) -> User:
     for app_label, codename in roles.HR_PERMISSIONS:
         hr.permissions.add(Permission.objects.get(content_type__app_label=app_label, codename=codename))
     user = person(name)
-    services.user_set_roles(user=user, role_names=[roles.HR])
+    services.user_roles_set(actor=None, user=user, roles=[roles.HR])
     return user
 
 
@@ -140,7 +141,7 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     expect(b).to_have_url(re.compile(r"/accounts/login/"))
 
     # Hanna lands on the report.
-    expect(h).to_have_url(re.compile(r"/admin/accounts/offboardingreport/\d+/change/$"))
+    expect(h).to_have_url(re.compile(r"/admin/hr/offboardingreport/\d+/change/$"))
     report = OffboardingReport.objects.get(user=ben)
     expect(h.locator("[data-count=conversations]")).to_have_text("2")
     expect(h.locator("[data-count=messages]")).to_have_text("1")
@@ -152,7 +153,7 @@ def test_hr_offboards_someone_who_has_the_chat_open_and_they_are_signed_out(
     expect(h.locator("[data-hash]")).to_be_visible()
     screenshot(h, "offboarding-report-hanna-phone")
     h.set_viewport_size(DESKTOP)
-    pdf = h.request.get(f"/admin/accounts/offboardingreport/{report.pk}/pdf/")
+    pdf = h.request.get(f"/admin/hr/offboardingreport/{report.pk}/pdf/")
     assert pdf.status == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.body().startswith(b"%PDF")
 

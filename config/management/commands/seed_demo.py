@@ -1,5 +1,8 @@
 """A believable small company to look around in: `manage.py seed_demo`.
 
+It lives in config, above every app, since it makes people (accounts) and
+their conversations (messenger).
+
 Idempotent: people and departments that exist are left as they are (passwords
 included); only what is missing is created. New people get the password from
 --password, KONTOR_DEMO_PASSWORD, or a generated one that is printed once.
@@ -14,6 +17,8 @@ from django.db import transaction
 
 from accounts import roles, services
 from accounts.models import User
+from messenger import services as chat
+from messenger.models import Conversation
 
 DOMAIN = "nordlicht.example"
 
@@ -87,9 +92,6 @@ MESSAGES = [
 
 def _seed_conversations() -> bool:
     """Channels, a group and a direct conversation with a few messages (once)."""
-    from messenger import services as chat
-    from messenger.models import Conversation
-
     if Conversation.objects.filter(kind=Conversation.Kind.CHANNEL, name="general").exists():
         return False
     people = {u.email.split("@")[0]: u for u in User.objects.filter(email__endswith=f"@{DOMAIN}")}

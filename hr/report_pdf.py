@@ -15,7 +15,7 @@ from django.conf import settings
 from fpdf import FPDF, FontFace
 from fpdf.enums import XPos, YPos
 
-from accounts.models import OffboardingReport
+from hr.models import OffboardingReport
 
 _FONT_FOLDERS = (
     Path("/usr/share/fonts/truetype/dejavu"),

@@ -1,4 +1,7 @@
-"""A system check that fails loudly when an offboarding report guard is missing or off."""
+"""A system check that fails loudly when an offboarding report guard is missing or off.
+
+The guards are the triggers ``accounts`` migration 0006 put on the report's
+table, which kept its name when the model moved to ``hr``."""
 
 from importlib import import_module
 from typing import Any

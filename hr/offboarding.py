@@ -26,34 +26,39 @@ With ``effective_at`` in the future, ``offboard`` only schedules it;
 Lock order, to stay free of deadlocks: the person's row, then their scheduled
 offboarding, then (inside ``leaver_remove``) conversations in id order, then the
 journal; snapshot cursors are taken only by ``snapshot_conversation``.
+
+This module (issue 17: it was ``accounts.offboarding``) sits above the domain
+apps and writes none of their tables: accounts, messenger, compliance and
+archive each make their own changes through their services, and it reads
+through their selectors.
 """
 
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from importlib import import_module
 from typing import Any
 
-from allauth.mfa.models import Authenticator
-from allauth.socialaccount.models import SocialToken
-from django.conf import settings
-from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
 
-from accounts.models import Invitation, OffboardingReport, ScheduledOffboarding, User
-from accounts.selectors import default_successor
-from archive.models import StoredFile
+from accounts import selectors as people
+from accounts import services as accounts
+from accounts.models import User
+from archive import selectors as files
 from compliance import lifecycle
-from compliance import services as archive
+from compliance import services as compliance
+from compliance.audit import Origin, audit_event_record
 from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
+from compliance.records import canonical_json, record_hash
+from hr.models import OffboardingReport, ScheduledOffboarding
+from hr.selectors import default_successor, report_of
+from messenger import selectors as chat_selectors
 from messenger import services as chat
 from messenger.errors import MessengerError
 from messenger.events import notify_on_commit, user_group
-from messenger.models import Conversation, Membership, Message, MessageAttachment
+from messenger.models import Conversation
 
 logger = logging.getLogger(__name__)
 
@@ -81,18 +86,24 @@ def offboard(
     successor_id: int | None = None,
     effective_at: datetime | None = None,
     hold: Hold | None = None,
+    origin: Origin = Origin.NONE,
 ) -> Outcome:
     """Offboard a person now, or schedule it for ``effective_at``.
 
     Without ``successor_id`` the department head takes over; without one
     either, each group or channel passes to its longest-standing member (and a
     conversation nobody else could own is refused with a ``ValidationError``).
+    ``origin`` (the request's address and browser) goes into the audit event.
     """
     if effective_at is not None and effective_at > timezone.now():
         return _schedule(
             actor=actor, user_id=user_id, successor_id=successor_id, effective_at=effective_at, hold=hold
         )
-    return Outcome(report=_offboard_now(actor=actor, user_id=user_id, successor_id=successor_id, hold=hold))
+    return Outcome(
+        report=_offboard_now(
+            actor=actor, user_id=user_id, successor_id=successor_id, hold=hold, origin=origin
+        )
+    )
 
 
 def _check_leaver(actor: User, user: User) -> None:
@@ -107,7 +118,7 @@ def _check_leaver(actor: User, user: User) -> None:
 def _successor(user: User, successor_id: int | None) -> User | None:
     if successor_id is None:
         return default_successor(user)
-    successor = User.objects.filter(pk=successor_id).first()
+    successor = people.user_find(user_id=successor_id)
     if successor is None or not successor.is_active or successor.pk == user.pk:
         raise ValidationError(
             {"successor": "The successor must be an active colleague other than the leaver."}
@@ -119,9 +130,9 @@ def _successor(user: User, successor_id: int | None) -> User | None:
 def _schedule(
     *, actor: User, user_id: int, successor_id: int | None, effective_at: datetime, hold: Hold | None
 ) -> Outcome:
-    user = User.objects.select_for_update(of=("self",)).select_related("department__head").get(pk=user_id)
+    user = accounts.user_lock(user_id=user_id)
     if user.offboarded_at is not None:
-        return Outcome(report=_report_of(user))
+        return Outcome(report=report_of(user=user))
     _check_leaver(actor, user)
     successor = _successor(user, successor_id)
     # One pending offboarding per person: scheduling again moves it.
@@ -173,7 +184,7 @@ def offboard_due() -> int:
 
 @transaction.atomic
 def _offboard_scheduled(*, scheduled_id: int, user_id: int) -> OffboardingReport | None:
-    User.objects.select_for_update().filter(pk=user_id).first()  # lock order: person, then schedule
+    accounts.user_lock(user_id=user_id)  # lock order: person, then schedule
     scheduled = (
         ScheduledOffboarding.objects.select_for_update()
         .filter(pk=scheduled_id, done_at=None, cancelled_at=None, effective_at__lte=Now())
@@ -193,14 +204,6 @@ def _offboard_scheduled(*, scheduled_id: int, user_id: int) -> OffboardingReport
     )
 
 
-def _report_of(user: User) -> OffboardingReport | None:
-    """The report of the person's current (or, after a return, latest) offboarding."""
-    reports = OffboardingReport.objects.filter(user=user)
-    if user.offboarded_at is not None:
-        reports = reports.filter(offboarded_at=user.offboarded_at)
-    return reports.order_by("-offboarded_at").first()
-
-
 @transaction.atomic
 def _offboard_now(
     *,
@@ -209,12 +212,13 @@ def _offboard_now(
     successor_id: int | None,
     hold: Hold | None,
     scheduled: ScheduledOffboarding | None = None,
+    origin: Origin = Origin.NONE,
 ) -> OffboardingReport:
     # The row lock serialises offboardings of one person: a second one waits,
     # then finds the account closed and returns the first report.
-    user = User.objects.select_for_update(of=("self",)).select_related("department__head").get(pk=user_id)
+    user = accounts.user_lock(user_id=user_id)
     if user.offboarded_at is not None:
-        existing = _report_of(user)
+        existing = report_of(user=user)
         if existing is not None:
             _finish_schedules(user, existing)
             return existing
@@ -223,18 +227,15 @@ def _offboard_now(
     if hold is not None and not hold.reason.strip():
         raise ValidationError({"hold_reason": "A legal hold needs a reason."})
     successor = _successor(user, successor_id)
-    conversation_ids = sorted(
-        set(Membership.objects.filter(user=user).values_list("conversation_id", flat=True))
-    )
+    conversation_ids = chat_selectors.leaver_summary(user=user).conversation_ids
     records_before = RetentionRecord.objects.filter(conversation_id__in=conversation_ids).count()
     _archive(conversation_ids)
 
-    User.objects.filter(pk=user.pk).update(is_active=False, offboarded_at=Now(), offboarded_by=actor)
-    user.refresh_from_db()
+    accounts.user_deactivate(user=user, actor=actor)
     # Registered before the membership changes, so that after the commit their
     # sockets get it first; the consumer closes and drops whatever follows.
     notify_on_commit(user_group(user.pk), "account.disabled", {})
-    access = _revoke_access(user)
+    access = accounts.user_access_revoke(user=user)
     try:
         departures = chat.leaver_remove(actor=actor, leaver=user, successor=successor)
     except MessengerError as error:
@@ -243,7 +244,7 @@ def _offboard_now(
 
     legal_hold = None
     if hold is not None:
-        legal_hold = archive.hold_set(
+        legal_hold = compliance.hold_set(
             actor=actor,
             name=hold.name.strip() or f"Offboarding of {user.email}",
             reason=hold.reason,
@@ -260,9 +261,10 @@ def _offboard_now(
         records_before=records_before,
         scheduled=scheduled,
     )
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.OFFBOARDED,
         actor=actor,
+        origin=origin,
         detail={
             "user": user.pk,
             "email": user.email,
@@ -280,7 +282,7 @@ def _offboard_now(
 def _archive(conversation_ids: list[int]) -> None:
     """Snapshot each conversation until its journal is archived to the end."""
     for conversation_id in conversation_ids:
-        archive.archive_conversation(conversation_id=conversation_id)
+        compliance.archive_conversation(conversation_id=conversation_id)
 
 
 def _finish_schedules(user: User, report: OffboardingReport) -> None:
@@ -289,49 +291,11 @@ def _finish_schedules(user: User, report: OffboardingReport) -> None:
     )
 
 
-def sessions_end(*, user_id: int) -> int:
-    """End every session of the person, on every device; returns how many.
-
-    Database-backed engines (``db``, ``cached_db``) are searched row by row,
-    since the user id sits inside the signed session data. Cache-only and
-    signed-cookie sessions cannot be listed: there the closed account is what
-    refuses them (Django and Channels load no inactive user from a session).
-    """
-    store_class: Any = import_module(settings.SESSION_ENGINE).SessionStore
-    get_model_class = getattr(store_class, "get_model_class", None)
-    if get_model_class is None:
-        return 0
-    decoder = store_class()
-    rows = (
-        get_model_class()
-        .objects.filter(expire_date__gt=timezone.now())
-        .values_list("session_key", "session_data")
-    )
-    keys = [
-        key
-        for key, data in rows.iterator(chunk_size=2000)
-        if decoder.decode(data).get(SESSION_KEY) == str(user_id)
-    ]
-    for key in keys:
-        store_class(session_key=key).delete()
-    return len(keys)
-
-
-def _revoke_access(user: User) -> dict[str, int]:
-    mfa, _ = Authenticator.objects.filter(user=user).delete()
-    tokens, _ = SocialToken.objects.filter(account__user=user).delete()
-    revoked = Invitation.objects.filter(
-        Q(invited_by=user) | Q(user=user), accepted_at=None, revoked_at=None
-    ).update(revoked_at=Now())
-    return {
-        "sessions": sessions_end(user_id=user.pk),
-        "mfa_authenticators": mfa,
-        "sso_tokens": tokens,
-        "invitations_revoked": revoked,
-    }
-
-
 def _person(user: User | None) -> dict[str, Any] | None:
+    # Not compliance.records.person_entry: the report's format
+    # (kontor.offboarding-report/1, hashed and kept) names the job title, which
+    # the page and the PDF show, and not the active/external flags; a change
+    # would need a new format version.
     if user is None:
         return None
     return {
@@ -357,13 +321,10 @@ def _write_report(
 ) -> OffboardingReport:
     assert user.offboarded_at is not None
     left_now = {d.conversation_id: d for d in departures}
-    conversations = {c.pk: c for c in Conversation.objects.filter(pk__in=conversation_ids)}
-    former = {
-        m.conversation_id: m.left_at
-        for m in Membership.objects.filter(user=user, conversation_id__in=conversation_ids).exclude(
-            conversation_id__in=left_now
-        )
-    }
+    # Read after the departures: those left now are told apart by left_now.
+    left_behind = chat_selectors.leaver_summary(user=user)
+    conversations = {pk: left_behind.conversations[pk] for pk in conversation_ids}
+    former = {pk: left_behind.left_at[pk] for pk in conversation_ids if pk not in left_now}
     records = RetentionRecord.objects.filter(conversation_id__in=conversation_ids)
     heads: dict[int, RetentionRecord] = {}
     counts: dict[int, int] = {}
@@ -372,12 +333,7 @@ def _write_report(
     ):
         heads[record.conversation_id] = record
         counts[record.conversation_id] = counts.get(record.conversation_id, 0) + 1
-    partners: dict[int, list[str]] = {}
-    direct_ids = [pk for pk, c in conversations.items() if c.kind == Conversation.Kind.DIRECT]
-    for membership in (
-        Membership.objects.filter(conversation_id__in=direct_ids).exclude(user=user).select_related("user")
-    ):
-        partners.setdefault(membership.conversation_id, []).append(str(membership.user))
+    partners = left_behind.partners
     entries = []
     for conversation_id in conversation_ids:
         conversation = conversations[conversation_id]
@@ -409,10 +365,7 @@ def _write_report(
                 ),
             }
         )
-    messages = Message.objects.filter(author=user)
-    attachments = MessageAttachment.objects.filter(message__author=user)
-    files = StoredFile.objects.filter(pk__in=attachments.values("file_id"))
-    file_bytes = sum(files.values_list("size", flat=True))
+    file_bytes = files.files_size(file_ids=left_behind.file_ids)
     total_records = sum(counts.values())
     kinds = [conversations[i].kind for i in conversation_ids]
     payload: dict[str, Any] = {
@@ -440,9 +393,9 @@ def _write_report(
             "groups": kinds.count(Conversation.Kind.GROUP),
             "channels": kinds.count(Conversation.Kind.CHANNEL),
             "handed_over": sum(1 for d in departures if d.new_owner_id is not None),
-            "messages": messages.count(),
-            "messages_deleted": messages.filter(deleted_at__isnull=False).count(),
-            "files": files.count(),
+            "messages": left_behind.messages,
+            "messages_deleted": left_behind.messages_deleted,
+            "files": len(left_behind.file_ids),
             "file_bytes": file_bytes,
             "records": total_records,
             "records_written": total_records - records_before,
@@ -454,7 +407,7 @@ def _write_report(
             else None
         ),
     }
-    content = archive.canonical_json(payload)
+    content = canonical_json(payload)
     return OffboardingReport.objects.create(
         user=user,
         offboarded_at=user.offboarded_at,
@@ -466,12 +419,12 @@ def _write_report(
         files=payload["counts"]["files"],
         records=total_records,
         canonical_json=content.decode("utf-8"),
-        sha256=archive.record_hash(content),
+        sha256=record_hash(content),
     )
 
 
 @transaction.atomic
-def reactivate(*, actor: User, user_id: int, reason: str) -> User:
+def reactivate(*, actor: User, user_id: int, reason: str, origin: Origin = Origin.NONE) -> User:
     """Someone returns: the account opens again and their direct conversations
     with it. History is not touched: the report, the records, the journal and
     the ownership hand-over stay as they are; owners add them to groups and
@@ -479,19 +432,19 @@ def reactivate(*, actor: User, user_id: int, reason: str) -> User:
     enrol MFA anew, since offboarding removed their authenticators."""
     if not reason.strip():
         raise ValidationError({"reason": "Say why the person returns."})
-    user = User.objects.select_for_update().get(pk=user_id)
+    user = accounts.user_lock(user_id=user_id)
     if user.offboarded_at is None:
         raise ValidationError(f"{user.email} is not offboarded.")
     if user.processing_restricted_at is not None or user.erased_at is not None:
         raise ValidationError(f"{user.email} asked for erasure: their account cannot be reopened.")
-    report = _report_of(user)
+    report = report_of(user=user)
     offboarded_at = user.offboarded_at
-    User.objects.filter(pk=user.pk).update(is_active=True, offboarded_at=None, offboarded_by=None)
-    user.refresh_from_db()
+    accounts.user_reactivate(user=user)
     rejoined = chat.returner_rejoin_direct(actor=actor, user=user)
-    AuditEvent.objects.create(
+    audit_event_record(
         kind=AuditEvent.Kind.REACTIVATED,
         actor=actor,
+        origin=origin,
         detail={
             "user": user.pk,
             "email": user.email,
@@ -515,6 +468,6 @@ def processing_restrict(*, actor: User, user_id: int, request: str, legal_basis:
     user = lifecycle.processing_restrict(
         actor=actor, user_id=user_id, legal_basis=legal_basis, request=request
     )
-    sessions_end(user_id=user.pk)
+    accounts.sessions_end(user_id=user.pk)
     notify_on_commit(user_group(user.pk), "account.disabled", {})
     return user

@@ -1,8 +1,11 @@
-"""Celery tasks of accounts: stable names, one service call each."""
+"""Celery tasks of hr: stable names, one service call each.
+
+The names keep the ``accounts.`` prefix they had before offboarding moved to
+``hr`` (issue 17): queued tasks and the beat schedule still find them."""
 
 from celery import shared_task
 
-from accounts import offboarding
+from hr import offboarding
 
 
 @shared_task(name="accounts.offboard_due", time_limit=600, soft_time_limit=540)
@@ -10,5 +13,5 @@ def offboard_due() -> int:
     """Carry out the scheduled offboardings whose time has come (beat, every minute).
 
     A duplicate run is harmless: the person's row lock serialises runs and a
-    finished offboarding is not done twice (``accounts.offboarding``)."""
+    finished offboarding is not done twice (``hr.offboarding``)."""
     return offboarding.offboard_due()

@@ -30,14 +30,16 @@ from django.utils import timezone
 from pypdf import PdfReader
 from pytest_django import DjangoCaptureOnCommitCallbacks
 
-from accounts import offboarding, services
-from accounts.models import Department, OffboardingReport, ScheduledOffboarding, User
+from accounts import services
+from accounts.models import Department, User
 from archive import services as archive_services
 from archive.models import StoredFile
 from compliance import lifecycle
 from compliance import services as archive
 from compliance.models import AuditEvent, LegalHold, RecordContent, RecordPerson, RetentionRecord
 from compliance.verification import verify
+from hr import offboarding
+from hr.models import OffboardingReport, ScheduledOffboarding
 from messenger import services as chat
 from messenger.errors import RecipientInactive
 from messenger.models import Conversation, Event, Membership, Message
@@ -498,6 +500,8 @@ def test_a_scheduled_offboarding_happens_at_its_time(
     assert (scheduled.state, scheduled.report) == ("done", report)
     assert report.content["scheduled"]["effective_at"] == effective_at.isoformat()
     assert report.successor == alice
+    event = AuditEvent.objects.get(kind=AuditEvent.Kind.OFFBOARDED)
+    assert (event.actor, event.ip, event.user_agent) == (hr_user, None, "")  # a task: no request
     assert offboarding.offboard_due() == 0  # a second run does nothing
 
 
@@ -655,8 +659,9 @@ def test_every_open_socket_of_the_leaver_gets_a_final_frame_and_closes_at_once(
 
 def test_hr_is_no_superuser(hr_user: User) -> None:
     assert hr_user.is_staff and not hr_user.is_superuser
-    for permission in ("offboard_user", "restrict_processing", "view_offboardingreport"):
-        assert hr_user.has_perm(f"accounts.{permission}")
+    # The report is the hr app's model since issue 17: its permission is hr's.
+    for permission in ("accounts.offboard_user", "accounts.restrict_processing", "hr.view_offboardingreport"):
+        assert hr_user.has_perm(permission)
 
 
 @pytest.mark.django_db
@@ -683,7 +688,7 @@ def test_hr_offboards_from_the_list_through_the_confirmation_page(
 
     report = OffboardingReport.objects.get(user=bob)
     assert done.status_code == 302
-    assert done["Location"] == f"/admin/accounts/offboardingreport/{report.pk}/change/"
+    assert done["Location"] == f"/admin/hr/offboardingreport/{report.pk}/change/"
     shown = client.get(done["Location"]).content.decode()
     assert "Download PDF" in shown and report.sha256 in shown and "matches its content" in shown
     assert 'data-count="messages">3<' in shown and 'data-count="conversations">4<' in shown
@@ -735,7 +740,7 @@ def test_the_confirmation_page_explains_what_is_missing(company: Company, bob: U
 def test_the_report_downloads_as_a_pdf(company: Company, bob: User, hr_user: User) -> None:
     report = offboard(hr_user, bob)
 
-    response = logged_in(hr_user).get(f"/admin/accounts/offboardingreport/{report.pk}/pdf/")
+    response = logged_in(hr_user).get(f"/admin/hr/offboardingreport/{report.pk}/pdf/")
 
     assert response.status_code == 200
     assert response["Content-Type"] == "application/pdf"
@@ -814,9 +819,9 @@ def test_an_ordinary_user_reaches_none_of_it(company: Company, alice: User, bob:
         f"{OFFBOARD}?ids={bob.pk}",
         f"{PEOPLE}reactivate/?ids={bob.pk}",
         f"{PEOPLE}restrict/?ids={bob.pk}",
-        f"/admin/accounts/offboardingreport/{report.pk}/change/",
-        f"/admin/accounts/offboardingreport/{report.pk}/pdf/",
-        "/admin/accounts/scheduledoffboarding/",
+        f"/admin/hr/offboardingreport/{report.pk}/change/",
+        f"/admin/hr/offboardingreport/{report.pk}/pdf/",
+        "/admin/hr/scheduledoffboarding/",
         "/admin/accounts/invitation/bulk/",
     ):
         response = client.get(url)
@@ -838,8 +843,8 @@ def test_staff_without_the_permissions_is_refused(company: Company, bob: User, h
         f"{OFFBOARD}?ids={hr_user.pk}",
         f"{PEOPLE}reactivate/?ids={bob.pk}",
         f"{PEOPLE}restrict/?ids={hr_user.pk}",
-        f"/admin/accounts/offboardingreport/{report.pk}/change/",
-        f"/admin/accounts/offboardingreport/{report.pk}/pdf/",
+        f"/admin/hr/offboardingreport/{report.pk}/change/",
+        f"/admin/hr/offboardingreport/{report.pk}/pdf/",
     ):
         assert client.get(url).status_code == 403, url
 
@@ -872,7 +877,7 @@ def test_the_persons_page_links_to_offboarding_and_later_to_the_report_and_react
     page = client.get(f"{PEOPLE}{bob.pk}/change/").content.decode()
     assert f'href="{OFFBOARD}?ids={bob.pk}"' not in page
     assert f'href="{PEOPLE}reactivate/?ids={bob.pk}"' in page
-    assert f'href="/admin/accounts/offboardingreport/{report.pk}/change/"' in page
+    assert f'href="/admin/hr/offboardingreport/{report.pk}/change/"' in page
     assert "Hanna Hofer" in page  # offboarded by
 
 
@@ -885,11 +890,11 @@ def test_hr_calls_off_a_scheduled_offboarding_in_the_admin(
     )
     assert outcome.scheduled is not None
     client = logged_in(hr_user)
-    listed = client.get("/admin/accounts/scheduledoffboarding/").content.decode()
+    listed = client.get("/admin/hr/scheduledoffboarding/").content.decode()
     assert "Bob Brandt" in listed and "Call off the selected offboardings" in listed
 
     client.post(
-        "/admin/accounts/scheduledoffboarding/",
+        "/admin/hr/scheduledoffboarding/",
         {"action": "cancel", "_selected_action": [outcome.scheduled.pk]},
     )
 
@@ -899,7 +904,7 @@ def test_hr_calls_off_a_scheduled_offboarding_in_the_admin(
 
 @pytest.mark.django_db
 def test_a_missing_report_guard_fails_the_system_check(db: None) -> None:
-    from accounts.checks import report_guards
+    from hr.checks import report_guards
 
     assert report_guards(databases=["default"]) == []
     with transaction.atomic():
@@ -912,3 +917,57 @@ def test_a_missing_report_guard_fails_the_system_check(db: None) -> None:
     assert [p.id for p in problems] == ["accounts.E001"]
     assert "accounts_offboardingreport_no_delete" in problems[0].msg
     assert report_guards(databases=["default"]) == []
+
+
+@pytest.mark.django_db
+def test_offboarding_and_reactivation_in_the_admin_record_where_hr_acted_from(
+    company: Company, alice: User, bob: User, hr_user: User
+) -> None:
+    client = Client(REMOTE_ADDR="203.0.113.7", HTTP_USER_AGENT="HR-Browser/1.0")
+    client.force_login(hr_user)
+
+    client.post(OFFBOARD, {"ids": str(bob.pk), f"u{bob.pk}-successor": alice.pk, "when": "now"})
+    client.post(f"{PEOPLE}reactivate/", {"ids": str(bob.pk), "reason": "Zurück aus dem Sabbatical"})
+
+    offboarded = AuditEvent.objects.get(kind=AuditEvent.Kind.OFFBOARDED)
+    reactivated = AuditEvent.objects.get(kind=AuditEvent.Kind.REACTIVATED)
+    for event in (offboarded, reactivated):
+        assert (event.actor, event.ip, event.user_agent) == (hr_user, "203.0.113.7", "HR-Browser/1.0")
+
+
+@pytest.mark.django_db
+def test_the_report_admin_moved_with_the_model_to_hr(company: Company, bob: User, hr_user: User) -> None:
+    report = offboard(hr_user, bob)
+
+    assert OffboardingReport._meta.app_label == "hr"
+    assert OffboardingReport._meta.db_table == "accounts_offboardingreport"
+    assert ScheduledOffboarding._meta.db_table == "accounts_scheduledoffboarding"
+    assert hr_user.has_perm("hr.view_offboardingreport") and hr_user.has_perm(
+        "hr.change_scheduledoffboarding"
+    )
+    page = logged_in(hr_user).get(f"/admin/hr/offboardingreport/{report.pk}/change/").content.decode()
+    assert f'href="/admin/hr/offboardingreport/{report.pk}/pdf/"' in page
+    assert 'href="/admin/hr/">Offboarding</a>' in page
+
+
+@pytest.mark.django_db
+def test_links_from_before_the_move_lead_to_the_same_pages(
+    company: Company, bob: User, hr_user: User
+) -> None:
+    report = offboard(hr_user, bob)
+    client = logged_in(hr_user)
+
+    for old, new in (
+        (
+            f"/admin/accounts/offboardingreport/{report.pk}/change/",
+            f"/admin/hr/offboardingreport/{report.pk}/change/",
+        ),
+        (
+            f"/admin/accounts/offboardingreport/{report.pk}/pdf/",
+            f"/admin/hr/offboardingreport/{report.pk}/pdf/",
+        ),
+        ("/admin/accounts/scheduledoffboarding/?q=bob", "/admin/hr/scheduledoffboarding/?q=bob"),
+    ):
+        response = client.get(old)
+        assert (response.status_code, response["Location"]) == (302, new)
+        assert client.get(new).status_code == 200

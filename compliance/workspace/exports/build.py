@@ -23,7 +23,7 @@ from compliance.workspace.chain import RecordRef, file_fetch
 from compliance.workspace.exports import formats
 from compliance.workspace.exports.formats import Attachment, Mbox, Transcript, Version, jsonl_entry
 from compliance.workspace.exports.parameters import describe_scope, zone
-from compliance.workspace.exports.walk import ExportError, Walk
+from compliance.workspace.exports.walk import Walk
 
 logger = logging.getLogger(__name__)
 

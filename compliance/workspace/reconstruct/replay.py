@@ -112,23 +112,20 @@ def chain_check(conversation_id: int, records: list[RecordRef]) -> ChainCheck:
 def _check_files(result: Reconstruction) -> None:
     """Fetch and check each distinct file of the page's messages (the bytes
     are dropped again) and mark those that cannot be served, with why."""
-    checked: dict[str, ArchivedFile] = {}
+    problems: dict[str, tuple[str, bool]] = {}
     for message in result.messages:
         versions = []
         for version in message.versions:
-            files = []
             for captured in version.files:
-                if captured.sha256 not in checked:
+                if captured.sha256 not in problems:
                     fetched = file_fetch(captured.sha256)
                     fetched.close()
-                    checked[captured.sha256] = captured
-                    if fetched.content is None:
-                        checked[captured.sha256] = replace(
-                            captured, problem=fetched.problem, refused=fetched.altered
-                        )
-                state = checked[captured.sha256]
-                files.append(replace(captured, problem=state.problem, refused=state.refused))
-            versions.append(replace(version, files=tuple(files)) if files else version)
+                    problems[captured.sha256] = (fetched.problem, fetched.altered)
+            files = tuple(
+                replace(f, problem=problems[f.sha256][0], refused=problems[f.sha256][1])
+                for f in version.files
+            )
+            versions.append(replace(version, files=files) if files else version)
         message.versions = versions
 
 

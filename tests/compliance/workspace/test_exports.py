@@ -15,7 +15,7 @@ import tracemalloc
 import zipfile
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,7 +36,7 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
 from archive import services as files
-from compliance import archive_store, services
+from compliance import archive_store, records, services
 from compliance.models import AuditEvent, Case, Export, RecordContent, RetentionRecord
 from compliance.workspace import cases, chain, exports
 from compliance.workspace import tasks as workspace_tasks
@@ -740,6 +740,51 @@ def test_a_record_that_fails_its_hash_fails_the_export_with_the_reason(
     export.refresh_from_db()
     assert "Record 1 of conversation" in export.error and "does not match its hash" in export.error
     assert export.file_key == ""
+
+
+@pytest.fixture
+def keyed(settings: Any) -> Any:
+    """An archive sealed with an HMAC key (requested before the story, so its records carry one)."""
+    settings.KONTOR_ARCHIVE_HMAC_KEY = "the company's key"
+    return settings
+
+
+def test_a_record_that_fails_its_hmac_fails_the_export_with_the_reason(
+    keyed: Any, otto: User, case: Case, story: dict[str, Any]
+) -> None:
+    """Content, hash and links rewritten consistently by someone without the
+    key: only the HMAC gives it away, and the export is refused."""
+    keyed.KONTOR_ARCHIVE_HMAC_KEY = "not the key the records were sealed with"
+    export = request_export(otto, case, story["group"])
+
+    assert workspace_tasks.export(export.pk) == Export.Status.FAILED
+    export.refresh_from_db()
+    assert "Record 1 of conversation" in export.error and "does not match its HMAC" in export.error
+
+
+def test_after_a_purged_record_each_version_has_the_members_of_its_moment(
+    otto: User, case: Case, alice: User, bob: User, charlie: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Record 1 is purged: the members come from record 2's capture, wound
+    back over its own events, so charlie (added in record 2) is not a
+    recipient of what was written before he came."""
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    group = chat.group_create(actor=alice, name="Einkauf", member_ids=[bob.pk])
+    chat.message_send(actor=alice, conversation_id=group.pk, body="Uralt")
+    services.snapshot_conversation(conversation_id=group.pk)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
+    before = chat.message_send(actor=alice, conversation_id=group.pk, body="Vor Charlie").message
+    chat.members_add(actor=alice, conversation_id=group.pk, user_ids=[charlie.pk])
+    after = chat.message_send(actor=alice, conversation_id=group.pk, body="Mit Charlie").message
+    services.snapshot_conversation(conversation_id=group.pk)
+    assert services.purge_expired().purged == 1
+
+    export = build(request_export(otto, case, group, formats=("jsonl",)))
+    versions = {v["message"]["id"]: v for v in jsonl(zip_of(export))}
+
+    assert {p["id"] for p in versions[before.pk]["members"]} == {alice.pk, bob.pk}
+    assert {p["id"] for p in versions[after.pk]["members"]} == {alice.pk, bob.pk, charlie.pk}
+    assert versions[before.pk]["members_exact"] is False
 
 
 def test_progress_is_written_as_the_export_runs_and_reaches_100(

@@ -235,6 +235,7 @@ def main() -> None:
     from accounts import roles
     from compliance.models import Export
     from compliance.workspace import cases, exports
+    from compliance.workspace.exports import services as export_services
     from tests.factories import make_user
 
     call_command("migrate", verbosity=0)
@@ -249,7 +250,7 @@ def main() -> None:
     auditor = make_user(email="otto@bench.example", display_name="Otto Ortmann", roles=[roles.AUDITORS])
     TOTP.activate(auditor, generate_totp_secret())
     case = cases.case_open(actor=auditor, name="Benchmark", legal_basis="Benchmark of the export")
-    exports._queue = lambda export_id: None  # run below, not on a worker
+    export_services._queue = lambda export_id: None  # run below, not on a worker
     export = exports.export_request(
         actor=auditor,
         case_id=case.pk,

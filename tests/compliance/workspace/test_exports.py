@@ -14,7 +14,8 @@ import sys
 import tracemalloc
 import zipfile
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
+from datetime import date, timedelta
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -35,13 +36,17 @@ from pytest_django import DjangoAssertNumQueries, DjangoCaptureOnCommitCallbacks
 
 from accounts.models import User
 from archive import services as files
-from compliance import archive_store, services
-from compliance.models import AuditEvent, Case, Export, RecordContent
-from compliance.workspace import cases, export_formats, exports
+from compliance import archive_store, lifecycle, records, services
+from compliance.models import AuditEvent, Case, Export, RecordContent, RetentionRecord
+from compliance.workspace import cases, chain, exports
 from compliance.workspace import tasks as workspace_tasks
+from compliance.workspace.exports import build as export_build
+from compliance.workspace.exports import formats as export_formats
+from compliance.workspace.exports import walk as export_walk
 from messenger import services as chat
 from messenger.models import Conversation, Event, Message, MessageRevision
 from tests.archive.conftest import png_bytes
+from tests.compliance.workspace.tamper import alter_archive_copy, without_guards
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("file_storage")]
@@ -411,6 +416,39 @@ def test_an_attachment_whose_bytes_are_gone_is_named_not_silently_dropped(
     assert digest in part.get_content()
 
 
+def test_an_attachment_whose_archive_copy_was_altered_is_refused_and_named(
+    otto: User, case: Case, story: dict[str, Any], tmp_path: Path, archive_storage: Path
+) -> None:
+    """The export is built, and says in every part that the file was refused
+    and why; the company file storage's intact bytes do not stand in for the
+    altered archive copy."""
+    digest = story["sheet"].sha256
+    alter_archive_copy(archive_storage, digest, b"not the price sheet")
+    assert default_storage.open(story["sheet"].storage_key).read() == SHEET
+
+    export = build(request_export(otto, case, story["group"]))
+    archive = zip_of(export)
+
+    manifest = json.loads(archive.read("manifest.json"))
+    assert manifest["counts"]["attachments_refused"] == 3 and manifest["counts"]["attachments_missing"] == 0
+    refused = {(r["sha256"], r["reason"]) for r in manifest["refused_attachments"]}
+    assert refused == {(digest, chain.ALTERED_COPY)}
+    files = [v["files"][0] for v in jsonl(archive) if v["files"]]
+    assert len(files) == 3
+    assert all(f["available"] is False and f["refused"] == chain.ALTERED_COPY for f in files)
+    parts = [part for m in mbox_messages(archive, tmp_path) for part in m.iter_attachments()]
+    assert len(parts) == 3
+    for part in parts:
+        assert part.get_filename() == "Preise.png.refused.txt" and part["X-Kontor-File-Refused"] == "altered"
+        assert "REFUSED" in part.get_content() and digest in part.get_content()
+    pdf = PdfReader(io.BytesIO(archive.read("transcript.pdf")))
+    transcript = "".join(page.extract_text() for page in pdf.pages)
+    assert "Refused attachments" in transcript and "REFUSED, NOT INCLUDED" in transcript
+    path = tmp_path / "refused.zip"
+    path.write_bytes(default_storage.open(export.file_key).read())
+    assert run_verify(path).returncode == 0
+
+
 def test_the_json_lines_hold_every_version_with_every_field(
     otto: User, case: Case, story: dict[str, Any], alice: User, charlie: User
 ) -> None:
@@ -687,24 +725,66 @@ def test_a_record_that_fails_its_hash_fails_the_export_with_the_reason(
     otto: User, case: Case, story: dict[str, Any]
 ) -> None:
     record = story["records"][0]
-    forged = exports.RecordRef(
-        record.pk, record.conversation_id, record.seq, "f" * 64, record.previous_hash, 1
-    )
+    (read,) = chain.chain_read(RetentionRecord.objects.filter(pk=record.pk), chunk=1)
+    forged = chain.content_checked(replace(read.ref, sha256="f" * 64), read.content)
     with pytest.raises(exports.ExportError, match="does not match its hash"):
-        exports._content(forged)
+        export_walk.proven(forged)
 
     export = request_export(otto, case, story["group"])
-    real_chain = exports._chain
-
-    def forged_chain(conversation_id: int, up_to_seq: int | None = None) -> list[exports.RecordRef]:
-        return [forged, *real_chain(conversation_id, up_to_seq)[1:]]
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(exports, "_chain", forged_chain)
-        assert workspace_tasks.export(export.pk) == Export.Status.FAILED
+    # What a database superuser could do: change the record's content.
+    tampered = record.content.canonical_json.replace("1.200 EUR", "1.000 EUR")
+    without_guards(
+        "UPDATE compliance_recordcontent SET canonical_json = %s WHERE record_id = %s", [tampered, record.pk]
+    )
+    assert workspace_tasks.export(export.pk) == Export.Status.FAILED
     export.refresh_from_db()
     assert "Record 1 of conversation" in export.error and "does not match its hash" in export.error
     assert export.file_key == ""
+
+
+@pytest.fixture
+def keyed(settings: Any) -> Any:
+    """An archive sealed with an HMAC key (requested before the story, so its records carry one)."""
+    settings.KONTOR_ARCHIVE_HMAC_KEY = "the company's key"
+    return settings
+
+
+def test_a_record_that_fails_its_hmac_fails_the_export_with_the_reason(
+    keyed: Any, otto: User, case: Case, story: dict[str, Any]
+) -> None:
+    """Content, hash and links rewritten consistently by someone without the
+    key: only the HMAC gives it away, and the export is refused."""
+    keyed.KONTOR_ARCHIVE_HMAC_KEY = "not the key the records were sealed with"
+    export = request_export(otto, case, story["group"])
+
+    assert workspace_tasks.export(export.pk) == Export.Status.FAILED
+    export.refresh_from_db()
+    assert "Record 1 of conversation" in export.error and "does not match its HMAC" in export.error
+
+
+def test_after_a_purged_record_each_version_has_the_members_of_its_moment(
+    otto: User, case: Case, alice: User, bob: User, charlie: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Record 1 is purged: the members come from record 2's capture, wound
+    back over its own events, so charlie (added in record 2) is not a
+    recipient of what was written before he came."""
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date(2015, 12, 31))
+    group = chat.group_create(actor=alice, name="Einkauf", member_ids=[bob.pk])
+    chat.message_send(actor=alice, conversation_id=group.pk, body="Uralt")
+    services.snapshot_conversation(conversation_id=group.pk)
+    monkeypatch.setattr(records, "retain_until", lambda policy, made_on: date.today() + timedelta(days=3650))
+    before = chat.message_send(actor=alice, conversation_id=group.pk, body="Vor Charlie").message
+    chat.members_add(actor=alice, conversation_id=group.pk, user_ids=[charlie.pk])
+    after = chat.message_send(actor=alice, conversation_id=group.pk, body="Mit Charlie").message
+    services.snapshot_conversation(conversation_id=group.pk)
+    assert lifecycle.purge_expired().purged == 1
+
+    export = build(request_export(otto, case, group, formats=("jsonl",)))
+    versions = {v["message"]["id"]: v for v in jsonl(zip_of(export))}
+
+    assert {p["id"] for p in versions[before.pk]["members"]} == {alice.pk, bob.pk}
+    assert {p["id"] for p in versions[after.pk]["members"]} == {alice.pk, bob.pk, charlie.pk}
+    assert versions[before.pk]["members_exact"] is False
 
 
 def test_progress_is_written_as_the_export_runs_and_reaches_100(
@@ -712,13 +792,13 @@ def test_progress_is_written_as_the_export_runs_and_reaches_100(
 ) -> None:
     export = request_export(otto, case, story["group"])
     seen: list[int] = []
-    update = exports._Progress.set
+    update = export_build._Progress.set
 
-    def watch(self: exports._Progress, percent: int, items: int | None = None) -> None:
+    def watch(self: export_build._Progress, percent: int, items: int | None = None) -> None:
         update(self, percent, items)
         seen.append(Export.objects.get(pk=export.pk).progress)
 
-    monkeypatch.setattr(exports._Progress, "set", watch)
+    monkeypatch.setattr(export_build._Progress, "set", watch)
     build(export)
 
     assert seen == sorted(seen) and seen[0] < 90 and 90 in seen and seen[-1] == 99

@@ -15,11 +15,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
+from django.core.files.storage import default_storage
 from django.db import connection
+from django.template import loader
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django import DjangoAssertNumQueries
 
 from accounts import roles
 from accounts.models import User
@@ -27,9 +30,9 @@ from archive import services as files
 from archive.models import StoredFile
 from compliance import archive_store, lifecycle, records, services
 from compliance.models import AuditEvent, Case, RetentionRecord
-from compliance.workspace import cases
-from compliance.workspace import reconstruct as reconstruct_module
+from compliance.workspace import cases, chain
 from compliance.workspace.reconstruct import MessageHistory, Reconstruction, reconstruct
+from compliance.workspace.reconstruct import replay as reconstruct_replay
 from compliance.workspace.views.reconstruct import parse_moment
 from messenger import services as chat
 from messenger.models import (
@@ -41,6 +44,7 @@ from messenger.models import (
     MessageRevision,
     Reaction,
 )
+from tests.compliance.workspace.tamper import alter_archive_copy, without_guards
 from tests.factories import make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("file_storage")]
@@ -105,26 +109,6 @@ def delete_live_chat(conversation: Conversation) -> None:
     for model in (MessageRevision, Reaction, Mention, MessageAttachment):
         model.objects.filter(message_id__in=message_ids).delete()
     Message.objects.filter(pk__in=message_ids).delete()
-
-
-def without_guards(sql: str) -> None:
-    """What a database superuser could do: switch the triggers off and write
-    (as tests/compliance/test_snapshots.py does; the test's rollback restores them)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-            cursor.execute("ALTER TABLE compliance_recordcontent DISABLE TRIGGER ALL")
-            cursor.execute(sql)
-        else:
-            names = [
-                row[0]
-                for row in cursor.execute(
-                    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name LIKE 'compliance_%'"
-                ).fetchall()
-            ]
-            for name in names:
-                cursor.execute(f"DROP TRIGGER {name}")
-            cursor.execute(sql)
 
 
 def two_records(author: User, conversation: Conversation) -> tuple[RetentionRecord, RetentionRecord]:
@@ -317,7 +301,7 @@ def test_a_record_purged_after_retention_is_a_gap_and_the_rest_still_reads(
 def test_records_written_after_the_moment_are_not_read(
     alice: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconstruct_module, "RECORD_MARGIN", timedelta(0))
+    monkeypatch.setattr(reconstruct_replay, "RECORD_MARGIN", timedelta(0))
     chat.message_send(actor=alice, conversation_id=dm.pk, body="eins")
     first = archive(dm)
     moment = tick()
@@ -459,6 +443,39 @@ def test_a_file_whose_archive_copy_was_altered_is_refused(
     assert "does not match the SHA-256 its record holds" in page and "changed" not in page
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.FILE_DOWNLOADED)
     assert event.detail["served"] is False and "altered" in event.detail["refused"]
+
+
+def test_the_page_says_a_file_is_refused_when_its_archive_copy_was_altered(
+    invoice: StoredFile, dm: Conversation, case: Case, browser: Client, archive_storage: Path
+) -> None:
+    """The page itself says so, before anyone asks for the file; the company
+    file storage's intact bytes do not stand in for the altered copy."""
+    alter_archive_copy(archive_storage, invoice.sha256, b"%PDF-1.4 Rechnung 4711 (changed)\n")
+    assert default_storage.open(invoice.storage_key).read() == b"%PDF-1.4 Rechnung 4711\n"
+
+    result = reconstruct(dm.pk, None)
+    page = browser.get(page_url(case, dm)).content.decode()
+    response = browser.get(file_url(case, dm, invoice.sha256))
+
+    (refused,) = result.refused_files
+    assert (refused.sha256, refused.refused, refused.problem) == (invoice.sha256, True, chain.ALTERED_COPY)
+    assert 'data-file-state="refused"' in page and 'data-file-state="checked"' not in page
+    assert "<strong>Refused:</strong> The archive copy of this file does not match the SHA-256" in page
+    assert response.status_code == 409 and b"changed" not in response.content
+
+
+def test_the_page_says_an_intact_file_was_checked_and_a_gone_one_is_gone(
+    invoice: StoredFile, dm: Conversation, case: Case, browser: Client, archive_storage: Path
+) -> None:
+    assert 'data-file-state="checked"' in browser.get(page_url(case, dm)).content.decode()
+    (archive_storage / archive_store.file_name(invoice.sha256)).unlink()
+    StoredFile.objects.filter(pk=invoice.pk).update(storage_key="gone/elsewhere")
+    default_storage.delete(files.blob_key(invoice.sha256))
+
+    page = browser.get(page_url(case, dm)).content.decode()
+
+    assert 'data-file-state="gone"' in page and "The bytes of this file are no longer stored" in page
+    assert browser.get(file_url(case, dm, invoice.sha256)).status_code == 410
 
 
 def test_without_an_archive_copy_the_stored_file_is_checked_too(
@@ -723,3 +740,47 @@ def test_the_page_costs_the_same_queries_however_long_the_conversation(
     assert response.status_code == 200
     assert response.content.decode().count('data-seq="') == 100
     assert len(long) == len(short), [q["sql"] for q in long.captured_queries]
+
+
+def test_the_page_is_drawn_without_a_query(
+    invoice: StoredFile,
+    alice: User,
+    bob: User,
+    charlie: User,
+    case: Case,
+    browser: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    django_assert_num_queries: DjangoAssertNumQueries,
+) -> None:
+    """Every query of the reconstruction page happens before its template is
+    drawn: the view's context (the reconstruction, the chain's check, the
+    files' checks) and what the context processors read (the session user's
+    roles) are built first; drawing the page then asks the database nothing."""
+    group = chat.group_create(actor=alice, name="Einkauf", member_ids=[bob.pk])
+    offer = chat.message_send(actor=alice, conversation_id=group.pk, body="Angebot", file_ids=[invoice.pk])
+    chat.message_edit(actor=alice, message_id=offer.message.pk, body="Angebot, korrigiert")
+    chat.reaction_set(actor=bob, message_id=offer.message.pk, emoji="👍")
+    chat.members_add(actor=alice, conversation_id=group.pk, user_ids=[charlie.pk])
+    chat.message_send(actor=charlie, conversation_id=group.pk, body="Danke", reply_to_id=offer.message.pk)
+    archive(group)
+    real = loader.render_to_string
+    drawn: list[str] = []
+
+    def render(template_name: Any, context: Any = None, request: Any = None, using: Any = None) -> str:
+        if template_name != "compliance/conversation.html":
+            return str(real(template_name, context, request, using))
+        template = loader.get_template(template_name, using=using)
+        values: dict[str, Any] = {}
+        for processor in template.template.engine.template_context_processors:  # type: ignore[attr-defined]
+            values.update(processor(request))
+        values.update(context or {})
+        with django_assert_num_queries(0):
+            page = str(template.render(values))
+        drawn.append(page)
+        return page
+
+    monkeypatch.setattr(loader, "render_to_string", render)
+    response = browser.get(page_url(case, group))
+
+    assert response.status_code == 200 and len(drawn) == 1
+    assert "Angebot, korrigiert" in drawn[0] and "Charlie Czerny" in drawn[0] and invoice.sha256 in drawn[0]

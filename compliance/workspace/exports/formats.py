@@ -2,8 +2,9 @@
 messages for the mbox, JSON Lines entries, and the PDF transcript.
 
 Everything here works on ``Version``: one version of a message as its
-retention record holds it (``compliance.workspace.exports`` walks the
-records and makes them). Nothing here reads the database.
+retention record holds it (``compliance.workspace.exports.walk`` reads the
+records through the chain reader and makes them). Nothing here reads the
+database.
 
 - mbox: ``email``'s compat32 classes (``MIMEText``, ``MIMEMultipart``), which
   build a message several times faster than ``EmailMessage``'s header
@@ -43,6 +44,8 @@ from zoneinfo import ZoneInfo
 
 from fpdf import FPDF
 
+from compliance.workspace.chain import RecordRef
+
 # Message-IDs must be the same in every export of the same version, so that
 # mail tools de-duplicate and thread across exports; ".invalid" never resolves.
 MESSAGE_ID_DOMAIN = "archive.kontor.invalid"
@@ -73,22 +76,6 @@ _WRITE = _Prefolded(linesep="\n")
 
 # fpdf2 subsets the font with fontTools, which logs every step at INFO.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
-
-
-@dataclass(frozen=True)
-class RecordRef:
-    """A covering record: enough to name it, link it and find its file."""
-
-    pk: int
-    conversation_id: int
-    seq: int
-    sha256: str
-    previous_hash: str
-    event_count: int
-
-    @property
-    def file(self) -> str:
-        return f"records/{self.conversation_id}/{self.seq:08d}-{self.sha256}.json"
 
 
 @dataclass
@@ -122,10 +109,13 @@ class Version:
 
 @dataclass(frozen=True)
 class Attachment:
-    """A file of a version, with its exact bytes (None: no copy matches its hash)."""
+    """A file of a version, with its exact bytes (None: no copy matches its
+    hash). ``refused`` says why bytes that were found were refused (an altered
+    archive copy); without it, missing bytes are gone."""
 
     summary: dict[str, Any]
     data: bytes | None
+    refused: str = ""
 
 
 def message_id_header(message_id: int, version: int) -> str:
@@ -284,8 +274,19 @@ def _folded(items: list[str], separator: str) -> str:
 def _part(attachment: Attachment) -> MIMEBase:
     summary = attachment.summary
     name = _one_line(summary.get("name")) or str(summary.get("sha256", "file"))
-    if attachment.data is None:
+    if attachment.data is None and attachment.refused:
         part: MIMEBase = MIMEText(
+            f"The file {name!r} (SHA-256 {summary.get('sha256')}) was REFUSED and is not included: "
+            f"{attachment.refused}\n",
+            "plain",
+            "utf-8",
+        )
+        part.add_header("Content-Disposition", "attachment", filename=f"{name}.refused.txt")
+        # "missing": its bytes are not in this export (what verify_export.py checks).
+        part["X-Kontor-File-Status"] = "missing"
+        part["X-Kontor-File-Refused"] = "altered"
+    elif attachment.data is None:
+        part = MIMEText(
             f"The file {name!r} (SHA-256 {summary.get('sha256')}) is not in the archive any more, "
             "or no copy matches its hash: it could not be included.\n",
             "plain",
@@ -464,6 +465,8 @@ class Transcript:
             self._write(body, size=10)
         for summary in entry["files"]:
             state = "" if summary.get("available") else " - NOT INCLUDED: no archived copy matches its hash"
+            if summary.get("refused"):
+                state = f" - REFUSED, NOT INCLUDED: {summary['refused']}"
             self._write(
                 f"Attachment: {summary.get('name')} ({summary.get('size')} bytes, {summary.get('type')}), "
                 f"SHA-256 {summary.get('sha256')}{state}",

@@ -15,7 +15,7 @@ from django.utils import timezone
 from accounts.models import User
 from archive import services as files
 from archive.models import StoredFile
-from compliance import lifecycle, records, services
+from compliance import lifecycle, policies, records, services
 from compliance.models import AuditEvent, RecordContent, RetentionPolicy
 from compliance.verification import verify
 from messenger import selectors
@@ -32,9 +32,23 @@ def expired(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(records, "retain_until", lambda policy, made_on: LONG_AGO)
 
 
+def live_purge_switch(actor: User, *, on: bool) -> None:
+    """Switch the default policy's deletion of live messages, as an auditor does."""
+    policy = RetentionPolicy.objects.get(is_default=True)
+    policies.policy_update(
+        actor=actor,
+        policy_id=policy.pk,
+        reason="Live messages follow the records",
+        years=policy.years,
+        days=policy.days,
+        from_year_end=policy.from_year_end,
+        purge_live=on,
+    )
+
+
 @pytest.fixture
-def purge_live() -> None:
-    RetentionPolicy.objects.filter(is_default=True).update(purge_live=True)
+def purge_live(auditor: User) -> None:
+    live_purge_switch(auditor, on=True)
 
 
 def send(author: User, conversation: Conversation, body: str, **kwargs: Any) -> Message:
@@ -137,9 +151,9 @@ def test_a_hold_set_after_the_record_purge_still_keeps_the_live_messages(
 ) -> None:
     old = send(alice, dm, "Old but now under investigation")
     archive_all(dm)
-    RetentionPolicy.objects.filter(is_default=True).update(purge_live=False)
+    live_purge_switch(auditor, on=False)
     assert lifecycle.purge_expired().purged == 1  # the record went, the live message stayed
-    RetentionPolicy.objects.filter(is_default=True).update(purge_live=True)
+    live_purge_switch(auditor, on=True)
     services.hold_set(actor=auditor, name="Case 9", reason="Regulator", custodian=alice)
 
     assert lifecycle.purge_live(conversation_ids=[dm.pk]).messages == 0
@@ -219,9 +233,9 @@ def test_live_messages_follow_once_the_hold_that_kept_them_is_released(
 ) -> None:
     old = send(alice, dm, "Kept for the court case")
     archive_all(dm)
-    RetentionPolicy.objects.filter(is_default=True).update(purge_live=False)
+    live_purge_switch(auditor, on=False)
     lifecycle.purge_expired()  # the record goes; the live message stays (switch off)
-    RetentionPolicy.objects.filter(is_default=True).update(purge_live=True)
+    live_purge_switch(auditor, on=True)
     hold = services.hold_set(actor=auditor, name="Case 11", reason="Court", conversation=dm)
     assert lifecycle.purge_expired().messages == 0
 

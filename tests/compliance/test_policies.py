@@ -6,7 +6,8 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 
-from accounts.models import Department, User
+from accounts.models import User
+from accounts.services import department_ensure, user_update
 from compliance import lifecycle, policies, records, services
 from compliance.models import (
     AuditEvent,
@@ -51,8 +52,8 @@ def test_without_assignments_the_company_default_applies(alice: User, dm: Conver
 def test_a_department_policy_beats_the_default(
     alice: User, bob: User, dm: Conversation, auditor: User, voucher: RetentionPolicy
 ) -> None:
-    accounting = Department.objects.create(name="Accounting")
-    User.objects.filter(pk=bob.pk).update(department=accounting)
+    accounting = department_ensure(name="Accounting")
+    user_update(user=bob, fields={"department": accounting})
     policies.policy_assign(actor=auditor, policy_id=voucher.pk, department=accounting, reason="Vouchers")
 
     record = archived(alice, dm)
@@ -65,11 +66,11 @@ def test_of_several_department_policies_the_longest_wins(
     alice: User, bob: User, dm: Conversation, auditor: User, voucher: RetentionPolicy, books: RetentionPolicy
 ) -> None:
     accounting, finance = (
-        Department.objects.create(name="Accounting"),
-        Department.objects.create(name="Finance"),
+        department_ensure(name="Accounting"),
+        department_ensure(name="Finance"),
     )
-    User.objects.filter(pk=alice.pk).update(department=accounting)
-    User.objects.filter(pk=bob.pk).update(department=finance)
+    user_update(user=alice, fields={"department": accounting})
+    user_update(user=bob, fields={"department": finance})
     policies.policy_assign(actor=auditor, policy_id=voucher.pk, department=accounting, reason="Vouchers")
     policies.policy_assign(actor=auditor, policy_id=books.pk, department=finance, reason="Books")
 
@@ -79,8 +80,8 @@ def test_of_several_department_policies_the_longest_wins(
 def test_a_conversation_policy_beats_the_departments(
     alice: User, bob: User, dm: Conversation, auditor: User, voucher: RetentionPolicy, books: RetentionPolicy
 ) -> None:
-    accounting = Department.objects.create(name="Accounting")
-    User.objects.filter(pk=bob.pk).update(department=accounting)
+    accounting = department_ensure(name="Accounting")
+    user_update(user=bob, fields={"department": accounting})
     policies.policy_assign(actor=auditor, policy_id=books.pk, department=accounting, reason="Books")
     policies.policy_assign(actor=auditor, policy_id=voucher.pk, conversation=dm, reason="Only vouchers here")
 

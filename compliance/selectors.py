@@ -1,16 +1,18 @@
-"""Read queries other apps ask of the archive (health, metrics).
+"""Read queries other apps ask of the archive: health and metrics, and the
+offboarding report (``hr``), which names each chain's head.
 
-The workspace has its own selectors (``compliance.workspace.selectors``); these
-are the few figures an operator's probe needs, each one statement.
+The workspace has its own selectors (``compliance.workspace.selectors``).
 """
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from django.db.models import F, Min, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from compliance.models import AuditEvent, Seal, SnapshotCursor
+from compliance.models import AuditEvent, RecordPerson, RetentionRecord, Seal, SnapshotCursor
 from messenger.models import Conversation, Event
 
 
@@ -46,3 +48,38 @@ def journal_oldest_unarchived_at() -> datetime | None:
         .aggregate(oldest=Min(F("pending")))["oldest"]
     )
     return oldest
+
+
+@dataclass(frozen=True)
+class ChainHead:
+    """The newest record of one conversation's chain, and how long the chain is."""
+
+    record: int
+    seq: int
+    sha256: str
+    last_event: int
+    records: int
+
+
+def chain_heads(*, conversation_ids: Iterable[int]) -> dict[int, ChainHead]:
+    """The head of each conversation's chain that has records (one query)."""
+    heads: dict[int, ChainHead] = {}
+    rows = (
+        RetentionRecord.objects.filter(conversation_id__in=list(conversation_ids))
+        .order_by("conversation_id", "seq")
+        .values_list("conversation_id", "pk", "seq", "sha256", "last_event_id")
+    )
+    for conversation_id, pk, seq, sha256, last_event in rows:
+        before = heads.get(conversation_id)
+        heads[conversation_id] = ChainHead(pk, seq, sha256, last_event, (before.records if before else 0) + 1)
+    return heads
+
+
+def records_count(*, conversation_ids: Iterable[int]) -> int:
+    """How many retention records the conversations' chains hold."""
+    return RetentionRecord.objects.filter(conversation_id__in=list(conversation_ids)).count()
+
+
+def records_naming_count(*, user_id: int) -> int:
+    """How many retention records name the person (as author, member or subject)."""
+    return RecordPerson.objects.filter(user_id=user_id).count()

@@ -48,9 +48,10 @@ from accounts import services as accounts
 from accounts.models import User
 from archive import selectors as files
 from compliance import lifecycle
+from compliance import selectors as compliance_selectors
 from compliance import services as compliance
 from compliance.audit import Origin, audit_event_record
-from compliance.models import AuditEvent, LegalHold, RecordPerson, RetentionRecord
+from compliance.models import AuditEvent, LegalHold
 from compliance.records import canonical_json, record_hash
 from hr.models import OffboardingReport, ScheduledOffboarding
 from hr.selectors import default_successor, report_of
@@ -228,7 +229,7 @@ def _offboard_now(
         raise ValidationError({"hold_reason": "A legal hold needs a reason."})
     successor = _successor(user, successor_id)
     conversation_ids = chat_selectors.leaver_summary(user=user).conversation_ids
-    records_before = RetentionRecord.objects.filter(conversation_id__in=conversation_ids).count()
+    records_before = compliance_selectors.records_count(conversation_ids=conversation_ids)
     _archive(conversation_ids)
 
     accounts.user_deactivate(user=user, actor=actor)
@@ -291,6 +292,12 @@ def _finish_schedules(user: User, report: OffboardingReport) -> None:
     )
 
 
+def _head_entry(head: compliance_selectors.ChainHead | None) -> dict[str, Any] | None:
+    if head is None:
+        return None
+    return {"record": head.record, "seq": head.seq, "sha256": head.sha256, "last_event": head.last_event}
+
+
 def _person(user: User | None) -> dict[str, Any] | None:
     # Not compliance.records.person_entry: the report's format
     # (kontor.offboarding-report/1, hashed and kept) names the job title, which
@@ -325,14 +332,7 @@ def _write_report(
     left_behind = chat_selectors.leaver_summary(user=user)
     conversations = {pk: left_behind.conversations[pk] for pk in conversation_ids}
     former = {pk: left_behind.left_at[pk] for pk in conversation_ids if pk not in left_now}
-    records = RetentionRecord.objects.filter(conversation_id__in=conversation_ids)
-    heads: dict[int, RetentionRecord] = {}
-    counts: dict[int, int] = {}
-    for record in records.order_by("conversation_id", "seq").only(
-        "pk", "conversation_id", "seq", "sha256", "last_event_id"
-    ):
-        heads[record.conversation_id] = record
-        counts[record.conversation_id] = counts.get(record.conversation_id, 0) + 1
+    heads = compliance_selectors.chain_heads(conversation_ids=conversation_ids)
     partners = left_behind.partners
     entries = []
     for conversation_id in conversation_ids:
@@ -352,13 +352,13 @@ def _write_report(
                 "was_owner": bool(departure and departure.was_owner),
                 "new_owner": departure.new_owner_id if departure else None,
                 "left_event": departure.event_id if departure else None,
-                "records": counts.get(conversation_id, 0),
+                "records": head.records if head else 0,
                 "head": (
                     {
-                        "record": head.pk,
+                        "record": head.record,
                         "seq": head.seq,
                         "sha256": head.sha256,
-                        "last_event": head.last_event_id,
+                        "last_event": head.last_event,
                     }
                     if head
                     else None
@@ -366,7 +366,7 @@ def _write_report(
             }
         )
     file_bytes = files.files_size(file_ids=left_behind.file_ids)
-    total_records = sum(counts.values())
+    total_records = sum(head.records for head in heads.values())
     kinds = [conversations[i].kind for i in conversation_ids]
     payload: dict[str, Any] = {
         "format": OffboardingReport.FORMAT,
@@ -399,7 +399,7 @@ def _write_report(
             "file_bytes": file_bytes,
             "records": total_records,
             "records_written": total_records - records_before,
-            "records_naming_person": RecordPerson.objects.filter(user=user).count(),
+            "records_naming_person": compliance_selectors.records_naming_count(user_id=user.pk),
         },
         "hold": (
             {"id": hold.pk, "name": hold.name, "reason": hold.reason, "set_at": hold.set_at.isoformat()}

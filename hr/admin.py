@@ -26,7 +26,7 @@ from accounts.http import AuthenticatedHttpRequest
 from accounts.models import User
 from compliance.audit import Origin
 from compliance.lifecycle import DEFAULT_ERASURE_BASIS
-from hr import offboarding, selectors
+from hr import selectors, services
 from hr.forms import OffboardForm, ReactivateForm, RestrictProcessingForm, SuccessorForm
 from hr.models import OffboardingReport, ScheduledOffboarding
 from hr.report_pdf import report_pdf
@@ -202,12 +202,12 @@ class UserAdmin(AccountsUserAdmin):
         rows: list[tuple[selectors.OffboardingPreview, SuccessorForm]],
     ) -> HttpResponse:
         data = form.cleaned_data
-        hold = offboarding.Hold(reason=data["hold_reason"]) if data["hold"] else None
+        hold = services.Hold(reason=data["hold_reason"]) if data["hold"] else None
         reports = []
         for preview, successor_form in rows:
             successor = successor_form.cleaned_data["successor"]
             try:
-                outcome = offboarding.offboard(
+                outcome = services.offboard(
                     actor=request.user,
                     user_id=preview.user.pk,
                     successor_id=successor.pk if successor else None,
@@ -255,7 +255,7 @@ class UserAdmin(AccountsUserAdmin):
         if form.is_valid():
             for person in returning:
                 try:
-                    offboarding.reactivate(
+                    services.reactivate(
                         actor=request.user,
                         user_id=person.pk,
                         reason=form.cleaned_data["reason"],
@@ -287,7 +287,7 @@ class UserAdmin(AccountsUserAdmin):
         if form.is_valid():
             for person in people:
                 try:
-                    offboarding.processing_restrict(
+                    services.processing_restrict(
                         actor=request.user,
                         user_id=person.pk,
                         request=form.cleaned_data["request"],
@@ -351,7 +351,7 @@ class OffboardingReportAdmin(ReadOnlyAdmin):
         report = self._report(request, object_id)
         return TemplateResponse(
             request,
-            "admin/accounts/offboardingreport/report.html",
+            "admin/hr/offboardingreport/report.html",
             {
                 **self.admin_site.each_context(request),
                 "opts": self.opts,
@@ -383,5 +383,5 @@ class ScheduledOffboardingAdmin(ReadOnlyAdmin):
     @admin.action(description="Call off the selected offboardings", permissions=["cancel"])
     def cancel(self, request: AuthenticatedHttpRequest, queryset: QuerySet[ScheduledOffboarding]) -> None:
         for scheduled in queryset:
-            offboarding.scheduled_cancel(actor=request.user, scheduled_id=scheduled.pk)
+            services.scheduled_cancel(actor=request.user, scheduled_id=scheduled.pk)
         self.message_user(request, "Called off (those that had not run yet).", messages.SUCCESS)

@@ -5,7 +5,7 @@ The names keep the ``accounts.`` prefix they had before offboarding moved to
 
 from celery import shared_task
 
-from hr import offboarding
+from hr import services
 
 
 @shared_task(name="accounts.offboard_due", time_limit=600, soft_time_limit=540)
@@ -13,5 +13,5 @@ def offboard_due() -> int:
     """Carry out the scheduled offboardings whose time has come (beat, every minute).
 
     A duplicate run is harmless: the person's row lock serialises runs and a
-    finished offboarding is not done twice (``hr.offboarding``)."""
-    return offboarding.offboard_due()
+    finished offboarding is not done twice (``hr.services``)."""
+    return services.offboard_due()

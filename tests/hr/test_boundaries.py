@@ -63,7 +63,7 @@ def close(user):
     AuditEvent.objects.create(kind="offboarded")
     OffboardingReport.objects.create(user=user)
 """
-    assert foreign_writes(careless, "hr/offboarding.py") == [
-        "hr/offboarding.py:3: User.update",
-        "hr/offboarding.py:4: AuditEvent.create",
+    assert foreign_writes(careless, "hr/services.py") == [
+        "hr/services.py:3: User.update",
+        "hr/services.py:4: AuditEvent.create",
     ]

@@ -38,7 +38,7 @@ from compliance import lifecycle, records
 from compliance import services as compliance_services
 from compliance.models import AuditEvent, LegalHold, RecordContent, RecordPerson, RetentionRecord
 from compliance.verification import verify
-from hr import offboarding
+from hr import services as hr_services
 from hr.models import OffboardingReport, ScheduledOffboarding
 from messenger import services as chat
 from messenger.errors import RecipientInactive
@@ -92,7 +92,7 @@ def logged_in(user: User) -> Client:
 
 
 def offboard(actor: User, user: User, **kwargs: Any) -> OffboardingReport:
-    report = offboarding.offboard(actor=actor, user_id=user.pk, **kwargs).report
+    report = hr_services.offboard(actor=actor, user_id=user.pk, **kwargs).report
     assert report is not None
     return report
 
@@ -214,7 +214,7 @@ def test_without_any_successor_the_longest_member_takes_over_and_a_lonely_channe
     services.department_set_head(department=company.sales, head=None)
 
     with pytest.raises(ValidationError, match="bob-notes"):
-        offboarding.offboard(actor=hr_user, user_id=bob.pk)
+        hr_services.offboard(actor=hr_user, user_id=bob.pk)
 
     bob.refresh_from_db()
     assert bob.is_active and bob.offboarded_at is None  # nothing changed
@@ -415,7 +415,7 @@ def test_on_postgresql_the_guards_hold_even_for_a_replica_session(
 def test_a_legal_hold_on_the_leaver_is_set_and_named_in_the_report(
     company: Company, bob: User, hr_user: User
 ) -> None:
-    report = offboard(hr_user, bob, hold=offboarding.Hold(reason="Arbeitsgerichtsverfahren 3 Ca 118/26"))
+    report = offboard(hr_user, bob, hold=hr_services.Hold(reason="Arbeitsgerichtsverfahren 3 Ca 118/26"))
 
     hold = LegalHold.objects.get()
     assert (hold.custodian, hold.set_by, hold.reason) == (
@@ -432,7 +432,7 @@ def test_a_legal_hold_on_the_leaver_is_set_and_named_in_the_report(
 
 @pytest.mark.django_db
 def test_offboarding_twice_is_harmless(company: Company, alice: User, bob: User, hr_user: User) -> None:
-    first = offboard(hr_user, bob, hold=offboarding.Hold(reason="Prüfung"))
+    first = offboard(hr_user, bob, hold=hr_services.Hold(reason="Prüfung"))
     counts = (
         Event.objects.count(),
         RetentionRecord.objects.count(),
@@ -441,7 +441,7 @@ def test_offboarding_twice_is_harmless(company: Company, alice: User, bob: User,
         Membership.objects.count(),
     )
 
-    second = offboard(hr_user, bob, successor_id=alice.pk, hold=offboarding.Hold(reason="Prüfung"))
+    second = offboard(hr_user, bob, successor_id=alice.pk, hold=hr_services.Hold(reason="Prüfung"))
 
     assert second == first
     assert OffboardingReport.objects.count() == 1
@@ -459,12 +459,12 @@ def test_nobody_can_offboard_themselves_or_name_an_inactive_successor(
     company: Company, bob: User, charlie: User, hr_user: User
 ) -> None:
     with pytest.raises(ValidationError, match="yourself"):
-        offboarding.offboard(actor=hr_user, user_id=hr_user.pk)
+        hr_services.offboard(actor=hr_user, user_id=hr_user.pk)
     offboard(hr_user, charlie, successor_id=hr_user.pk)
     with pytest.raises(ValidationError, match="active colleague"):
-        offboarding.offboard(actor=hr_user, user_id=bob.pk, successor_id=charlie.pk)
+        hr_services.offboard(actor=hr_user, user_id=bob.pk, successor_id=charlie.pk)
     with pytest.raises(ValidationError, match="active colleague"):
-        offboarding.offboard(actor=hr_user, user_id=bob.pk, successor_id=bob.pk)
+        hr_services.offboard(actor=hr_user, user_id=bob.pk, successor_id=bob.pk)
     bob.refresh_from_db()
     assert bob.is_active
 
@@ -480,16 +480,16 @@ def test_a_scheduled_offboarding_happens_at_its_time(
     # even on a loaded machine (the test then sleeps until it has passed).
     effective_at = timezone.now() + timedelta(seconds=5)
 
-    outcome = offboarding.offboard(actor=hr_user, user_id=bob.pk, effective_at=effective_at)
+    outcome = hr_services.offboard(actor=hr_user, user_id=bob.pk, effective_at=effective_at)
 
     assert outcome.report is None and outcome.scheduled is not None
-    assert offboarding.offboard_due() == 0  # not yet: bob works as before
+    assert hr_services.offboard_due() == 0  # not yet: bob works as before
     bob.refresh_from_db()
     assert bob.is_active
     chat.message_send(actor=bob, conversation_id=company.dm.pk, body="Mein letzter Tag heute")
     time.sleep(max(0.0, (effective_at - timezone.now()).total_seconds()) + 0.2)
 
-    assert offboarding.offboard_due() == 1
+    assert hr_services.offboard_due() == 1
 
     bob.refresh_from_db()
     assert not bob.is_active
@@ -502,19 +502,19 @@ def test_a_scheduled_offboarding_happens_at_its_time(
     assert report.successor == alice
     event = AuditEvent.objects.get(kind=AuditEvent.Kind.OFFBOARDED)
     assert (event.actor, event.ip, event.user_agent) == (hr_user, None, "")  # a task: no request
-    assert offboarding.offboard_due() == 0  # a second run does nothing
+    assert hr_services.offboard_due() == 0  # a second run does nothing
 
 
 @pytest.mark.django_db
 def test_a_scheduled_offboarding_can_be_called_off(company: Company, bob: User, hr_user: User) -> None:
-    outcome = offboarding.offboard(
+    outcome = hr_services.offboard(
         actor=hr_user, user_id=bob.pk, effective_at=timezone.now() + timedelta(milliseconds=300)
     )
     assert outcome.scheduled is not None
-    offboarding.scheduled_cancel(actor=hr_user, scheduled_id=outcome.scheduled.pk)
+    hr_services.scheduled_cancel(actor=hr_user, scheduled_id=outcome.scheduled.pk)
     time.sleep(0.4)
 
-    assert offboarding.offboard_due() == 0
+    assert hr_services.offboard_due() == 0
     bob.refresh_from_db()
     assert bob.is_active
     assert ScheduledOffboarding.objects.get().state == "cancelled"
@@ -525,12 +525,12 @@ def test_a_failing_scheduled_offboarding_keeps_its_error_and_is_tried_again(
     company: Company, bob: User, hr_user: User
 ) -> None:
     services.department_set_head(department=company.sales, head=None)  # #bob-notes has no heir
-    offboarding.offboard(
+    hr_services.offboard(
         actor=hr_user, user_id=bob.pk, effective_at=timezone.now() + timedelta(milliseconds=200)
     )
     time.sleep(0.3)
 
-    assert offboarding.offboard_due() == 0
+    assert hr_services.offboard_due() == 0
     scheduled = ScheduledOffboarding.objects.get()
     assert "bob-notes" in scheduled.error and scheduled.state == "pending"
 
@@ -554,7 +554,7 @@ def test_reactivation_restores_access_without_touching_history(
     report = offboard(hr_user, bob)
     records = list(RetentionRecord.objects.values_list("sha256", flat=True))
 
-    offboarding.reactivate(actor=hr_user, user_id=bob.pk, reason="Kommt aus der Elternzeit zurück")
+    hr_services.reactivate(actor=hr_user, user_id=bob.pk, reason="Kommt aus der Elternzeit zurück")
 
     bob.refresh_from_db()
     assert bob.is_active and bob.offboarded_at is None and bob.status == User.Status.ACTIVE
@@ -575,10 +575,10 @@ def test_reactivation_needs_a_reason_and_an_offboarded_person(
     company: Company, bob: User, hr_user: User
 ) -> None:
     with pytest.raises(ValidationError, match="not offboarded"):
-        offboarding.reactivate(actor=hr_user, user_id=bob.pk, reason="?")
+        hr_services.reactivate(actor=hr_user, user_id=bob.pk, reason="?")
     offboard(hr_user, bob)
     with pytest.raises(ValidationError):
-        offboarding.reactivate(actor=hr_user, user_id=bob.pk, reason=" ")
+        hr_services.reactivate(actor=hr_user, user_id=bob.pk, reason=" ")
 
 
 # --- The socket ------------------------------------------------------------------------
@@ -623,7 +623,7 @@ def test_every_open_socket_of_the_leaver_gets_a_final_frame_and_closes_at_once(
         assert connected
         await colleague.receive_type("hello")
 
-        await sync_to_async(offboarding.offboard)(actor=hanna, user_id=bob.pk)
+        await sync_to_async(hr_services.offboard)(actor=hanna, user_id=bob.pk)
         committed = time.monotonic()
 
         async def until_closed(tab: Socket) -> tuple[list[dict[str, Any]], dict[str, Any], float]:
@@ -860,7 +860,7 @@ def test_hr_cannot_offboard_an_administrator(company: Company, hr_user: User) ->
     root.refresh_from_db()
     assert root.is_active
     with pytest.raises(ValidationError, match="administrator"):
-        offboarding.offboard(actor=hr_user, user_id=root.pk)
+        hr_services.offboard(actor=hr_user, user_id=root.pk)
 
 
 @pytest.mark.django_db
@@ -885,7 +885,7 @@ def test_the_persons_page_links_to_offboarding_and_later_to_the_report_and_react
 def test_hr_calls_off_a_scheduled_offboarding_in_the_admin(
     company: Company, bob: User, hr_user: User
 ) -> None:
-    outcome = offboarding.offboard(
+    outcome = hr_services.offboard(
         actor=hr_user, user_id=bob.pk, effective_at=timezone.now() + timedelta(days=1)
     )
     assert outcome.scheduled is not None

@@ -27,7 +27,7 @@ Lock order, to stay free of deadlocks: the person's row, then their scheduled
 offboarding, then (inside ``leaver_remove``) conversations in id order, then the
 journal; snapshot cursors are taken only by ``snapshot_conversation``.
 
-This module (issue 17: it was ``accounts.offboarding``) sits above the domain
+This module (until issue 17 ``accounts.offboarding``) sits above the domain
 apps and writes none of their tables: accounts, messenger, compliance and
 archive each make their own changes through their services, and it reads
 through their selectors.

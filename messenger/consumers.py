@@ -36,7 +36,7 @@ from django.conf import settings
 from accounts.models import User
 from messenger import metrics, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
-from messenger.events import conversation_group, event_payload, user_group
+from messenger.events import conversation_group, event_payloads, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool, 
     events, truncated = selectors.events_after(
         user=user, after=after, upto=head, limit=settings.KONTOR_RESUME_LIMIT
     )
-    return [event_payload(e) for e in events], truncated, head
+    return event_payloads(events), truncated, head
 
 
 def _sync_frames(
@@ -86,12 +86,12 @@ def _sync_frames(
     check = selectors.journal_check(
         user=user, after=after, upto=upto, delivered=delivered, limit=settings.KONTOR_RESUME_LIMIT
     )
-    return [event_payload(e) for e in check.missing], check.truncated, check.upto
+    return event_payloads(check.missing), check.truncated, check.upto
 
 
 def _catch_up_frames(user: User, conversation_id: int, after: int) -> list[dict[str, Any]]:
     events, _ = selectors.events_after(user=user, after=after, limit=settings.KONTOR_RESUME_LIMIT)
-    return [event_payload(e) for e in events if e.conversation_id == conversation_id]
+    return event_payloads([e for e in events if e.conversation_id == conversation_id])
 
 
 def _file_ids(frame: dict[str, Any]) -> list[int]:

@@ -10,8 +10,6 @@ member get the same answer), otherwise a message to the person: nothing changed.
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from django import forms
@@ -51,12 +49,11 @@ from messenger.forms import (
 )
 from messenger.models import Message
 from messenger.permissions import access_message
-from messenger.selectors import ConversationPage, MessageView, ReactionSummary
+from messenger.rendering import MessageRow, continues_run, editable
+from messenger.selectors import ConversationPage
 
 T = TypeVar("T")
 
-# Messages by one person less than this apart are shown as one run (one header).
-RUN_GAP = timedelta(minutes=5)
 PEOPLE_LIMIT = 200
 GROUP_NAME_MAX = 80
 
@@ -130,31 +127,11 @@ def home(request: AuthedRequest) -> HttpResponse:
 # --- A conversation ---------------------------------------------------------
 
 
-@dataclass
-class MessageRow:
-    """One message as the page shows it: whether it starts a run (avatar, name
-    and time), the day or "new" divider above it, who reacted and who has read
-    up to it."""
-
-    view: MessageView
-    starts_run: bool
-    day: date | None
-    unread_divider: bool
-    can_edit: bool
-    reactions: list[tuple[ReactionSummary, str]]
-    seen_by: list[User]
-
-    @property
-    def message(self) -> Message:
-        return self.view.message
-
-
 def _is_latest(page: ConversationPage) -> bool:
     return not page.messages or page.messages[-1].message.seq >= page.conversation.last_seq
 
 
 def _message_rows(user: User, page: ConversationPage, *, unread_after: int | None) -> list[MessageRow]:
-    window = timedelta(seconds=settings.KONTOR_EDIT_WINDOW_SECONDS)
     now = timezone.now()
     open_for_changes = page.conversation.archived_at is None
     rows: list[MessageRow] = []
@@ -168,36 +145,27 @@ def _message_rows(user: User, page: ConversationPage, *, unread_after: int | Non
             not divider_placed and message.seq > (unread_after or 0) and message.author_id != user.pk
         )
         divider_placed = divider_placed or unread_divider
-        starts_run = (
-            previous is None
-            or new_day
-            or unread_divider
-            or previous.author_id != message.author_id
-            or previous.deleted_at is not None
-            or message.reply_to_id is not None
-            or message.created_at - previous.created_at > RUN_GAP
-        )
         rows.append(
             MessageRow(
-                view=view,
-                starts_run=starts_run,
-                day=day if new_day else None,
-                unread_divider=unread_divider,
-                can_edit=(
-                    message.author_id == user.pk
-                    and message.deleted_at is None
-                    and open_for_changes
-                    and (not window or now - message.created_at < window)
-                ),
-                reactions=[
-                    (summary, " ".join(str(i) for i in summary.user_ids)) for summary in view.reactions
-                ],
+                message=message,
+                continues_run=continues_run(previous, message),
+                can_edit=editable(message, conversation_open=open_for_changes, now=now),
+                reactions=view.reactions,
                 # Where each member's read marker stands; an author's own is no news.
                 seen_by=[p for p in page.seen_by.get(message.pk, []) if p.pk != message.author_id],
+                mentions_me=view.mentions_me,
+                day=day if new_day else None,
+                unread_divider=unread_divider,
             )
         )
         previous = message
     return rows
+
+
+def _pending_row(user: User, page: ConversationPage) -> MessageRow:
+    """The row of a send in flight, which the page's script copies (never saved)."""
+    message = Message(conversation=page.conversation, author=user, created_at=timezone.now())
+    return MessageRow(message=message, pending=True)
 
 
 def _conversation_page(user: User, conversation_id: int, before: int | None = None) -> ConversationPage:
@@ -250,6 +218,8 @@ def _render_conversation(
     user = request.user
     is_latest = _is_latest(page)
     partner = page.partner
+    can_write = page.conversation.archived_at is None and (partner is None or partner.is_active)
+    # Everything the template shows is loaded here: drawing it makes no query.
     context = {
         "page": page,
         "conversation": page.conversation,
@@ -260,9 +230,11 @@ def _render_conversation(
         "event_id": event_id,
         "is_latest": is_latest,
         "online_ids": presence.online_user_ids([m.user_id for m in page.members]),
-        "can_write": page.conversation.archived_at is None and (partner is None or partner.is_active),
+        "can_write": can_write,
         "chat_data": _chat_data(page, is_latest=is_latest),
         "quick_reactions": QUICK_REACTIONS,
+        "pending_row": _pending_row(user, page) if can_write else None,
+        "sidebar_items": selectors.sidebar_for_user(user=user),
     }
     return render(request, "messenger/conversation.html", context, status=status)
 

@@ -202,9 +202,12 @@ def message_row_html(row: MessageRow) -> str:
     from messenger.forms import QUICK_REACTIONS
 
     with timezone.override(UTC):
-        return render_to_string("messenger/_message.html", {"row": row, "quick_reactions": QUICK_REACTIONS})
+        return render_to_string(
+            "messenger/_message.html", {"row": row, "quick_reactions": QUICK_REACTIONS}
+        ).strip()
 
 
 def reactions_html(message_id: int, reactions: "list[ReactionSummary]") -> str:
     """A message's reaction pills, as its row shows them (for a live reaction)."""
-    return render_to_string("messenger/_reactions.html", {"message_id": message_id, "reactions": reactions})
+    context = {"message_id": message_id, "reactions": reactions}
+    return render_to_string("messenger/_reactions.html", context).strip()

@@ -28,7 +28,7 @@ from accounts.models import User
 from accounts.selectors import user_has_mfa
 from archive import services as archive_services
 from archive.errors import FileRefused
-from messenger import presence, selectors, services
+from messenger import notices, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.forms import (
     QUICK_REACTIONS,
@@ -235,6 +235,7 @@ def _render_conversation(
         "quick_reactions": QUICK_REACTIONS,
         "pending_row": _pending_row(user, page) if can_write else None,
         "sidebar_items": selectors.sidebar_for_user(user=user),
+        "recording": notices.recording_notice(page.conversation),
     }
     return render(request, "messenger/conversation.html", context, status=status)
 
@@ -690,5 +691,8 @@ def sidebar(request: AuthedRequest) -> HttpResponse:
     """The sidebar's conversation list alone: chat.js swaps it in when a
     conversation appears, is renamed or is left."""
     current = request.GET.get("current", "")
-    context = {"conversation_id": int(current) if current.isdigit() else None}
+    context = {
+        "conversation_id": int(current) if current.isdigit() else None,
+        "sidebar_items": selectors.sidebar_for_user(user=request.user),
+    }
     return render(request, "messenger/_sidebar_fragment.html", context)

@@ -46,9 +46,7 @@ def test_a_live_row_and_a_reloaded_row_are_the_same(
     browser: Browser, browser_db: None, live_server_url: str, screenshot: Callable[..., Path]
 ) -> None:
     anna, ben, leo = person("Anna Albers"), person("Ben Berger"), person("Leo Lang")
-    channel = off_loop(
-        services.channel_create, actor=anna, name="nordhafen", member_ids=[ben.pk, leo.pk]
-    )
+    channel = off_loop(services.channel_create, actor=anna, name="nordhafen", member_ids=[ben.pk, leo.pk])
     off_loop(external.conversation_set_allows_external, actor=anna, conversation_id=channel.pk, allowed=True)
     jana = off_loop(
         external.external_contact_add,
@@ -69,9 +67,12 @@ def test_a_live_row_and_a_reloaded_row_are_the_same(
     log = b.locator("[data-log]")
 
     # Live: Anna mentions Ben (twice in a row: one run), Jana writes by email.
-    off_loop(services.message_send, actor=anna, conversation_id=channel.pk, body="@ben.berger the plan is *ready*")
-    off_loop(services.message_send, actor=anna, conversation_id=channel.pk, body="Second line of the run")
-    off_loop(services.message_send, actor=jana, conversation_id=channel.pk, body="We sign on Monday.")
+    for author, body in [
+        (anna, "@ben.berger the plan is *ready*"),
+        (anna, "Second line of the run"),
+        (jana, "We sign on Monday."),
+    ]:
+        off_loop(services.message_send, actor=author, conversation_id=channel.pk, body=body)
     expect(log.locator("article.msg", has_text="We sign on Monday.")).to_contain_text("(external)")
     expect(log.locator("article.msg.msg--mention", has_text="the plan is")).to_have_count(1)
     expect(log.locator("article.msg.msg--cont", has_text="Second line of the run")).to_have_count(1)

@@ -1,8 +1,8 @@
 """The messenger's pages. Each view parses its input, makes one access or
 service call and renders or redirects; ``messenger.services`` does every write.
 
-Everything works with plain form posts. With JavaScript, static/js/chat.js
-sends the same actions over the websocket and keeps the page live.
+Everything works with plain form posts. With JavaScript, the page's script
+(static/js/chat/) sends the same actions over the websocket and keeps the page live.
 
 A domain error becomes a 404 when it says "not found" (missing and not a
 member get the same answer), otherwise a message to the person: nothing changed.
@@ -186,7 +186,7 @@ def _reply_target(user: User, conversation_id: int, message_id: int | None) -> M
 
 
 def _chat_data(page: ConversationPage, *, is_latest: bool) -> dict[str, Any]:
-    """What chat.js needs to know about the open conversation (as JSON, for CSP)."""
+    """What the page's script (static/js/chat/) needs of the open conversation (JSON, for CSP)."""
     return {
         "conversation": page.conversation.pk,
         "kind": page.conversation.kind,
@@ -688,7 +688,7 @@ def search(request: AuthedRequest) -> HttpResponse:
 @login_required
 @require_GET
 def sidebar(request: AuthedRequest) -> HttpResponse:
-    """The sidebar's conversation list alone: chat.js swaps it in when a
+    """The sidebar's conversation list alone: the page's script swaps it in when a
     conversation appears, is renamed or is left."""
     current = request.GET.get("current", "")
     context = {

@@ -12,6 +12,7 @@ markers, presence of direct-message partners).
 """
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -88,16 +89,18 @@ def file_payload(stored: StoredFile) -> dict[str, Any]:
 
 def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[str, Any]:
     deleted = message.deleted_at is not None
-    # Files of a deleted message disappear for readers with its text.
-    files = [] if deleted else [file_payload(a.file) for a in message.attachments.all()]
+    # Files of a deleted message disappear for readers with its text; a
+    # restricted person's messages are hidden from readers (their row says so).
+    hidden = deleted or message.author.processing_restricted_at is not None
+    files = [] if hidden else [file_payload(a.file) for a in message.attachments.all()]
     return {
         "id": message.pk,
         "conversation": message.conversation_id,
         "seq": message.seq,
         "author": author_payload(message.author),
         # A deleted message is a tombstone for readers; the journal keeps its content.
-        "body": "" if deleted else message.body,
-        "html": "" if deleted else message.html,
+        "body": "" if hidden else message.body,
+        "html": "" if hidden else message.html,
         "created_at": message.created_at.isoformat(),
         "edited": message.edited_at is not None,
         "deleted": deleted,
@@ -228,6 +231,11 @@ def _payload(event: Event, drawn: _Drawn, mention_ids: Iterable[int] | None) -> 
     }
 
 
+def frame_text(frame: dict[str, Any]) -> str:
+    """A frame as a socket sends it: compact JSON, UTF-8."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
+
+
 Outbox = asyncio.Queue[tuple[str, dict[str, Any]]]
 _outboxes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Outbox] = weakref.WeakKeyDictionary()
 
@@ -305,10 +313,17 @@ def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) ->
                     "payload": payload,
                 },
             )
+        # Encoded once here, not once per socket: the sockets relay the text.
         # "at": when it left, for the delivery lag the sockets measure (messenger.metrics).
         _send(
             conversation_group(conversation_id),
-            {"type": "journal.event", "payload": payload, "at": time.time()},
+            {
+                "type": "journal.event",
+                "event": payload["event"],
+                "conversation": conversation_id,
+                "text": frame_text(payload),
+                "at": time.time(),
+            },
         )
 
     transaction.on_commit(send)

@@ -174,6 +174,8 @@ def editable(message: "Message", *, conversation_open: bool, now: datetime | Non
     window = timedelta(seconds=settings.KONTOR_EDIT_WINDOW_SECONDS)
     return (
         message.deleted_at is None
+        # A restricted person's messages are hidden: their text is in no row.
+        and message.author.processing_restricted_at is None
         and conversation_open
         and (not window or (now or timezone.now()) - message.created_at < window)
     )

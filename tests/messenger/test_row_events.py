@@ -3,6 +3,7 @@ rendered once per event (not once per socket), and a resume replays the same
 row shape."""
 
 import asyncio
+import json
 import uuid
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import User
 from messenger import events, rendering, selectors, services
@@ -164,3 +166,19 @@ def test_the_live_row_is_the_row_of_the_page(alice: User, bob: User, channel: Co
         for i, part in enumerate(drawn.split('<input type="hidden" name="csrfmiddlewaretoken"'))
     )
     assert without_tokens == row
+
+
+def test_a_restricted_persons_message_is_hidden_in_its_replayed_frame(
+    alice: User, bob: User, channel: Conversation
+) -> None:
+    start = selectors.latest_event_id()
+    services.message_send(actor=alice, conversation_id=channel.pk, body="A private matter")
+    # As the restriction of processing leaves it (the workflow has its own tests).
+    User.objects.filter(pk=alice.pk).update(processing_restricted_at=timezone.now())
+
+    found, _ = selectors.events_after(user=bob, after=start, limit=10)
+    frame = events.event_payloads(found)[-1]
+
+    assert "private matter" not in json.dumps(frame)
+    assert "Hidden at the author's request" in frame["message"]["row"]
+    assert "data-source" not in frame["message"]["row"]

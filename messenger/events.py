@@ -167,11 +167,14 @@ class _Drawn:
                 assert event.message is not None
                 cache = event.message.__dict__.setdefault("_prefetched_objects_cache", {})
                 cache.setdefault("attachments", MessageAttachment.objects.none())
-        prefetch_related_objects(
-            messages,
-            "reply_to__author",
-            Prefetch("attachments", queryset=MessageAttachment.objects.select_related("file")),
-        )
+        # What the rows show and the event's loading left out (the hot path: nothing).
+        files = [m for m in messages if "attachments" not in getattr(m, "_prefetched_objects_cache", {})]
+        if files:
+            attachments = MessageAttachment.objects.select_related("file")
+            prefetch_related_objects(files, Prefetch("attachments", queryset=attachments))
+        replies = [m for m in messages if m.reply_to_id is not None]
+        if replies:
+            prefetch_related_objects(replies, "reply_to__author")
         previous = selectors.messages_before(messages=messages)
         # A message sent just now has no reactions; any other's are read as they are now.
         wanted = reacted | {

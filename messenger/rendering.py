@@ -201,12 +201,8 @@ class MessageRow:
 def message_row_html(row: MessageRow) -> str:
     """The row every reader's page gets for a live event. Without a reader its
     times are in UTC; the page shows them in the reader's own time zone."""
-    from messenger.forms import QUICK_REACTIONS
-
     with timezone.override(UTC):
-        return render_to_string(
-            "messenger/_message.html", {"row": row, "quick_reactions": QUICK_REACTIONS}
-        ).strip()
+        return render_to_string("messenger/_message.html", {"row": row}).strip()
 
 
 def reactions_html(message_id: int, reactions: "list[ReactionSummary]") -> str:

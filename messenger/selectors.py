@@ -160,13 +160,15 @@ def messages_before(*, messages: list[Message]) -> dict[int, Message]:
     if not messages:
         return {}
     wanted = {(m.conversation_id, m.seq - 1) for m in messages}
-    found = {
-        (m.conversation_id, m.seq): m
-        for m in Message.objects.filter(
+    candidates = Message.objects.only("id", "conversation_id", "seq", "author_id", "created_at")
+    if len(wanted) == 1:  # a live event: the plainest query
+        ((conversation_id, seq),) = wanted
+        candidates = candidates.filter(conversation_id=conversation_id, seq=seq)
+    else:
+        candidates = candidates.filter(
             conversation_id__in={c for c, _ in wanted}, seq__in={s for _, s in wanted}
-        ).only("id", "conversation_id", "seq", "author_id", "created_at")
-        if (m.conversation_id, m.seq) in wanted
-    }
+        )
+    found = {(m.conversation_id, m.seq): m for m in candidates if (m.conversation_id, m.seq) in wanted}
     keys = {m.pk: (m.conversation_id, m.seq - 1) for m in messages}
     return {pk: found[key] for pk, key in keys.items() if key in found}
 

@@ -31,7 +31,6 @@ from archive.errors import FileRefused
 from messenger import notices, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.forms import (
-    QUICK_REACTIONS,
     AllowExternalForm,
     ChannelForm,
     DirectoryForm,
@@ -232,7 +231,6 @@ def _render_conversation(
         "online_ids": presence.online_user_ids([m.user_id for m in page.members]),
         "can_write": can_write,
         "chat_data": _chat_data(page, is_latest=is_latest),
-        "quick_reactions": QUICK_REACTIONS,
         "pending_row": _pending_row(user, page) if can_write else None,
         "sidebar_items": selectors.sidebar_for_user(user=user),
         "recording": notices.recording_notice(page.conversation),
@@ -250,7 +248,7 @@ def conversation(request: AuthedRequest, conversation_id: int) -> HttpResponse:
     if request.htmx and before is not None:
         page = _conversation_page(request.user, conversation_id, before)
         rows = _message_rows(request.user, page, unread_after=None)
-        context = {"page": page, "rows": rows, "quick_reactions": QUICK_REACTIONS}
+        context = {"page": page, "rows": rows}
         return render(request, "messenger/_messages.html", context)
     # Read before the page's queries, so that the socket resumes from here
     # without a gap (see messenger.templatetags.chat.journal_position).

@@ -2,17 +2,19 @@
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from html import unescape
 from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html, strip_tags
+from django.utils.html import format_html, format_html_join, strip_tags
 from django.utils.safestring import SafeString
 
 from accounts.models import User
 from messenger import presence, selectors
+from messenger.forms import QUICK_REACTIONS
 from messenger.selectors import SidebarItem
 
 register = template.Library()
@@ -108,6 +110,17 @@ def icon(name: str) -> SafeString:
     """An icon from the page's sprite (messenger/_icons.html, included once by the layout)."""
     return format_html(
         '<svg class="icon" aria-hidden="true" focusable="false"><use href="#i-{}"></use></svg>', name
+    )
+
+
+@register.simple_tag
+@cache
+def quick_reaction_buttons() -> SafeString:
+    """The reaction picker's buttons, the same on every row (drawn once per process)."""
+    return format_html_join(
+        "",
+        '<button type="submit" class="picker__emoji" name="emoji" value="{}">{}</button>',
+        ((emoji, emoji) for emoji in QUICK_REACTIONS),
     )
 
 

@@ -124,6 +124,21 @@ def quick_reaction_buttons() -> SafeString:
     )
 
 
+_FILE_KINDS = {
+    "pdf": "pdf",
+    **dict.fromkeys(("doc", "docx", "odt", "rtf", "txt", "md"), "doc"),
+    **dict.fromkeys(("xls", "xlsx", "ods", "csv"), "sheet"),
+    **dict.fromkeys(("ppt", "pptx", "odp"), "slides"),
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp"), "image"),
+}
+
+
+@register.filter
+def file_kind(extension: str) -> str:
+    """The colour of a file card's type badge: pdf, doc, sheet, slides, image or other."""
+    return _FILE_KINDS.get((extension or "").lower().lstrip("."), "other")
+
+
 @register.filter
 def make_list_of_one(value: Any) -> list[Any]:
     """``[value]``: lets one item go through a template that loops over many."""

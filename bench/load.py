@@ -187,6 +187,22 @@ async def run_load(args: argparse.Namespace, conversation_id: int, keys: list[st
     total_messages = args.count
     total_expected = total_messages * expected_per_message
     interval = 1.0 / args.rate
+    # Warm-up, not measured: a fresh server process compiles its templates and
+    # fills its caches on its first sends (the readers skip unknown client_ids).
+    for n in range(args.warmup):
+        await senders[n % len(senders)].send(
+            json.dumps(
+                {
+                    "type": "send",
+                    "conversation": conversation_id,
+                    "body": f"warm-up {n}",
+                    "client_id": str(uuid.uuid4()),
+                }
+            )
+        )
+        await asyncio.sleep(interval)
+    if args.warmup:
+        await asyncio.sleep(2.0)
     send_started = time.perf_counter()
     for n in range(total_messages):
         ws = senders[n % len(senders)]
@@ -254,6 +270,9 @@ def main() -> None:
         "--processes", type=int, default=1, help="daphne processes (more than one needs REDIS_URL)"
     )
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="messages sent first, not measured (0: measure from the start)"
+    )
     args = parser.parse_args()
     dm = args.scenario == "dm"
     args.sockets = args.sockets or (2 if dm else 100)

@@ -36,7 +36,7 @@ from django.conf import settings
 from accounts.models import User
 from messenger import metrics, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
-from messenger.events import conversation_group, event_payload, user_group
+from messenger.events import conversation_group, event_payloads, frame_text, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool, 
     events, truncated = selectors.events_after(
         user=user, after=after, upto=head, limit=settings.KONTOR_RESUME_LIMIT
     )
-    return [event_payload(e) for e in events], truncated, head
+    return event_payloads(events), truncated, head
 
 
 def _sync_frames(
@@ -86,12 +86,12 @@ def _sync_frames(
     check = selectors.journal_check(
         user=user, after=after, upto=upto, delivered=delivered, limit=settings.KONTOR_RESUME_LIMIT
     )
-    return [event_payload(e) for e in check.missing], check.truncated, check.upto
+    return event_payloads(check.missing), check.truncated, check.upto
 
 
 def _catch_up_frames(user: User, conversation_id: int, after: int) -> list[dict[str, Any]]:
     events, _ = selectors.events_after(user=user, after=after, limit=settings.KONTOR_RESUME_LIMIT)
-    return [event_payload(e) for e in events if e.conversation_id == conversation_id]
+    return event_payloads([e for e in events if e.conversation_id == conversation_id])
 
 
 def _file_ids(frame: dict[str, Any]) -> list[int]:
@@ -422,7 +422,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     # --- Messages from the channel layer -------------------------------------
 
-    async def _send_event(self, payload: dict[str, Any]) -> None:
+    async def _send_event(self, payload: dict[str, Any], text: str | None = None) -> None:
+        """Send a journal event once; ``text``: the frame already encoded (live events
+        are encoded once for every socket, in ``messenger.events``)."""
         event_id = payload["event"]
         if event_id in self.sent_events or (self.mark is not None and event_id <= self.mark):
             return
@@ -430,7 +432,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sent_order.append(event_id)
         if len(self.sent_order) > REMEMBERED_EVENTS:
             self.sent_events.discard(self.sent_order.popleft())
-        await self.send_json(payload)
+        if text is None:
+            await self.send_json(payload)
+        elif not self.disabled:
+            await self.send(text_data=text)
         self._sync_soon(event_id)
 
     # --- The mark: what this socket has certainly delivered ------------------
@@ -503,9 +508,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 logger.warning("Sync sweep of a socket of user %s failed", self.user.pk, exc_info=True)
 
     async def journal_event(self, message: dict[str, Any]) -> None:
-        payload = message["payload"]
-        if payload["conversation"] in self.conversations:
-            await self._send_event(payload)
+        if message["conversation"] in self.conversations:
+            await self._send_event({"event": message["event"]}, message["text"])
             if "at" in message:
                 metrics.delivered(time.time() - message["at"])
 
@@ -552,4 +556,4 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_json(self, content: dict[str, Any]) -> None:
         if self.disabled:
             return
-        await self.send(text_data=json.dumps(content, separators=(",", ":"), ensure_ascii=False))
+        await self.send(text_data=frame_text(content))

@@ -2,12 +2,17 @@
 
 Every journal row becomes one JSON frame (``event_payload``); services hand
 events to ``publish_on_commit`` so a broadcast leaves only once the change is
-committed. Groups on the channel layer: ``conv.<id>`` (every socket of every
-member) and ``user.<id>`` (every socket of one person: membership changes,
-read markers, presence of direct-message partners).
+committed. A message's frame carries its row as the page draws it
+(``messenger.rendering.message_row_html``), rendered once per event here, not
+once per socket: every socket relays the same frame.
+
+Groups on the channel layer: ``conv.<id>`` (every socket of every member)
+and ``user.<id>`` (every socket of one person: membership changes, read
+markers, presence of direct-message partners).
 """
 
 import asyncio
+import json
 import logging
 import os
 import time
@@ -18,10 +23,13 @@ from typing import Any
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
+from django.db.models import Prefetch, prefetch_related_objects
 from django.urls import reverse
 
 from archive.models import StoredFile
-from messenger.models import Event, Message
+from messenger import selectors
+from messenger.models import Event, Message, MessageAttachment
+from messenger.rendering import MessageRow, continues_run, editable, message_row_html, reactions_html
 
 logger = logging.getLogger(__name__)
 
@@ -81,16 +89,18 @@ def file_payload(stored: StoredFile) -> dict[str, Any]:
 
 def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[str, Any]:
     deleted = message.deleted_at is not None
-    # Files of a deleted message disappear for readers with its text.
-    files = [] if deleted else [file_payload(a.file) for a in message.attachments.all()]
+    # Files of a deleted message disappear for readers with its text; a
+    # restricted person's messages are hidden from readers (their row says so).
+    hidden = deleted or message.author.processing_restricted_at is not None
+    files = [] if hidden else [file_payload(a.file) for a in message.attachments.all()]
     return {
         "id": message.pk,
         "conversation": message.conversation_id,
         "seq": message.seq,
         "author": author_payload(message.author),
         # A deleted message is a tombstone for readers; the journal keeps its content.
-        "body": "" if deleted else message.body,
-        "html": "" if deleted else message.html,
+        "body": "" if hidden else message.body,
+        "html": "" if hidden else message.html,
         "created_at": message.created_at.isoformat(),
         "edited": message.edited_at is not None,
         "deleted": deleted,
@@ -103,6 +113,7 @@ def message_payload(message: Message, mention_ids: Iterable[int] = ()) -> dict[s
 
 
 _MESSAGE_TYPES = {Event.Type.MESSAGE, Event.Type.MESSAGE_EDITED, Event.Type.MESSAGE_DELETED}
+_REACTION_TYPES = {Event.Type.REACTION_ADDED, Event.Type.REACTION_REMOVED}
 _MEMBERSHIP_TYPES = {
     Event.Type.MEMBER_JOINED: "joined",
     Event.Type.MEMBER_LEFT: "left",
@@ -121,13 +132,80 @@ _CONVERSATION_TYPES = {
 
 def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dict[str, Any]:
     """The frame for one journal event (message content as it is now)."""
+    return event_payloads([event], mention_ids)[0]
+
+
+def event_payloads(
+    events: list[Event], mention_ids: Iterable[int] | None = None, *, just_sent: bool = False
+) -> list[dict[str, Any]]:
+    """The frames for journal events, oldest first, with their messages' rows
+    (a few queries for the lot, whatever their number). ``mention_ids`` are
+    those of a single event's message, when the caller knows them;
+    ``just_sent``: the events were written in this transaction, so a new
+    message has no reactions yet."""
+    drawn = _Drawn.of(events, just_sent=just_sent)
+    return [_payload(event, drawn, mention_ids) for event in events]
+
+
+class _Drawn:
+    """The rows and reaction pills of the events' messages, each drawn once."""
+
+    def __init__(self, rows: dict[int, str], reactions: dict[int, str]) -> None:
+        self.rows = rows
+        self.reactions = reactions
+
+    @classmethod
+    def of(cls, events: list[Event], *, just_sent: bool) -> "_Drawn":
+        by_id = {e.message_id: e.message for e in events if e.type in _MESSAGE_TYPES and e.message}
+        messages = list(by_id.values())
+        reacted = {e.message_id for e in events if e.type in _REACTION_TYPES and e.message_id}
+        if not messages and not reacted:
+            return cls({}, {})
+        for event in events:
+            # The revision written with a message just sent lists its files: none, no query.
+            if just_sent and event.type == Event.Type.MESSAGE and event.revision and not event.revision.files:
+                assert event.message is not None
+                cache = event.message.__dict__.setdefault("_prefetched_objects_cache", {})
+                cache.setdefault("attachments", MessageAttachment.objects.none())
+        # What the rows show and the event's loading left out (the hot path: nothing).
+        files = [m for m in messages if "attachments" not in getattr(m, "_prefetched_objects_cache", {})]
+        if files:
+            attachments = MessageAttachment.objects.select_related("file")
+            prefetch_related_objects(files, Prefetch("attachments", queryset=attachments))
+        replies = [m for m in messages if m.reply_to_id is not None]
+        if replies:
+            prefetch_related_objects(replies, "reply_to__author")
+        previous = selectors.messages_before(messages=messages)
+        # A message sent just now has no reactions; any other's are read as they are now.
+        wanted = reacted | {
+            e.message_id for e in events if e.message_id and not (just_sent and e.type == Event.Type.MESSAGE)
+        }
+        summaries = selectors.reaction_summaries(message_ids=sorted(i for i in wanted if i))
+        rows = {
+            m.pk: message_row_html(
+                MessageRow(
+                    message=m,
+                    continues_run=continues_run(previous.get(m.pk), m),
+                    can_edit=editable(m, conversation_open=m.conversation.archived_at is None),
+                    reactions=summaries.get(m.pk, []),
+                )
+            )
+            for m in messages
+        }
+        return cls(rows, {i: reactions_html(i, summaries.get(i, [])) for i in reacted})
+
+
+def _payload(event: Event, drawn: _Drawn, mention_ids: Iterable[int] | None) -> dict[str, Any]:
     base: dict[str, Any] = {"event": event.id, "conversation": event.conversation_id}
     if event.type in _MESSAGE_TYPES:
         assert event.message is not None
         if mention_ids is None:
             mention_ids = [m.user_id for m in event.message.mentions.all()]
-        return {"type": event.type, **base, "message": message_payload(event.message, mention_ids)}
-    if event.type in (Event.Type.REACTION_ADDED, Event.Type.REACTION_REMOVED):
+        message = message_payload(event.message, mention_ids)
+        message["row"] = drawn.rows[event.message.pk]
+        return {"type": event.type, **base, "message": message}
+    if event.type in _REACTION_TYPES:
+        assert event.message_id is not None
         return {
             "type": "reaction",
             **base,
@@ -135,6 +213,8 @@ def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dic
             "emoji": event.data.get("emoji"),
             "user": author_payload(event.actor),
             "added": event.type == Event.Type.REACTION_ADDED,
+            # The message's pills as they are now, drawn as its row draws them.
+            "reactions": drawn.reactions[event.message_id],
         }
     if event.type in _MEMBERSHIP_TYPES:
         assert event.subject is not None
@@ -152,6 +232,11 @@ def event_payload(event: Event, mention_ids: Iterable[int] | None = None) -> dic
         "change": _CONVERSATION_TYPES[Event.Type(event.type)],
         **{k: v for k, v in event.data.items() if k in ("name", "topic", "kind", "allowed")},
     }
+
+
+def frame_text(frame: dict[str, Any]) -> str:
+    """A frame as a socket sends it: compact JSON, UTF-8."""
+    return json.dumps(frame, separators=(",", ":"), ensure_ascii=False)
 
 
 Outbox = asyncio.Queue[tuple[str, dict[str, Any]]]
@@ -213,7 +298,8 @@ def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) ->
     A membership event also goes to the person it is about, so that their
     open sockets join (or leave) the conversation's group without reconnecting.
     """
-    payload = event_payload(event, mention_ids)
+    # Drawn here, once, inside the transaction (it sees its own writes).
+    payload = event_payloads([event], mention_ids, just_sent=True)[0]
     conversation_id = event.conversation_id
     subject_id = event.subject_id if event.type in _MEMBERSHIP_TYPES else None
     joined = event.type in (Event.Type.MEMBER_JOINED, Event.Type.MEMBER_ADDED)
@@ -230,10 +316,17 @@ def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) ->
                     "payload": payload,
                 },
             )
+        # Encoded once here, not once per socket: the sockets relay the text.
         # "at": when it left, for the delivery lag the sockets measure (messenger.metrics).
         _send(
             conversation_group(conversation_id),
-            {"type": "journal.event", "payload": payload, "at": time.time()},
+            {
+                "type": "journal.event",
+                "event": payload["event"],
+                "conversation": conversation_id,
+                "text": frame_text(payload),
+                "at": time.time(),
+            },
         )
 
     transaction.on_commit(send)
@@ -242,8 +335,3 @@ def publish_on_commit(event: Event, mention_ids: Iterable[int] | None = None) ->
 def notify_on_commit(group: str, handler: str, payload: dict[str, Any]) -> None:
     """Send an ephemeral frame (read receipt, …) to a group after commit."""
     transaction.on_commit(lambda: _send(group, {"type": handler, "payload": payload}))
-
-
-def notify_now(group: str, handler: str, payload: dict[str, Any]) -> None:
-    """Send an ephemeral frame that touches no database (typing, presence)."""
-    _send(group, {"type": handler, "payload": payload})

@@ -1,19 +1,33 @@
-"""Message bodies: a safe subset of Markdown, rendered once at write time.
+"""Message bodies and message rows.
 
+A body is a safe subset of Markdown, rendered once at write time:
 markdown-it-py parses (no raw HTML, no images, no headings or tables), a core
 rule turns ``@handle`` and ``@channel`` into mention spans, and nh3 sanitises
 the result against an allowlist, so whatever a body contains, the HTML that
 reaches a browser holds no script, no event handler and no ``javascript:`` link.
+
+A row is the message as a conversation shows it, drawn by one template for
+the page and for live events alike (see "Message rows" below).
 """
 
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import nh3
+from django.conf import settings
+from django.template.loader import render_to_string
+from django.utils import timezone
 from markdown_it import MarkdownIt
 from markdown_it.rules_core import StateCore
 from markdown_it.token import Token
+
+if TYPE_CHECKING:
+    from accounts.models import User
+    from messenger.models import Message
+    from messenger.selectors import ReactionSummary
 
 EVERYONE = frozenset({"channel", "all", "everyone"})
 MENTION = re.compile(r"(?<![\w@.])@([a-z0-9](?:[a-z0-9._+-]*[a-z0-9])?)", re.IGNORECASE)
@@ -127,3 +141,71 @@ def render_body(body: str, *, people: Mapping[str, Mentionable] | None = None) -
         set_tag_attribute_values={"a": {"target": "_blank"}},
     ).strip()
     return result
+
+
+# --- Message rows ------------------------------------------------------------
+#
+# A message is drawn one way: ``messenger/_message.html`` renders its row for the
+# conversation page and, once per journal event, for every live page
+# (``messenger.events``). The row is the same whoever reads it. Only the page's
+# own render marks what concerns its reader (own message, mention, own
+# reactions) for browsers without JavaScript; the page's script marks the same
+# from the row's data attributes, so a live row and a reloaded row end up equal.
+
+RUN_GAP = timedelta(minutes=5)
+
+
+def continues_run(previous: "Message | None", message: "Message") -> bool:
+    """Whether ``message`` hangs below ``previous`` (the message before it in the
+    conversation) without avatar and name: same author, at most five minutes
+    later, and not a reply. What a page shows between two rows (a day or "New"
+    divider, a deleted message) starts a new run all the same: the stylesheet
+    says so (``.msg--cont`` counts only right after a message, chat.css)."""
+    return (
+        previous is not None
+        and previous.author_id == message.author_id
+        and message.reply_to_id is None
+        and message.created_at - previous.created_at <= RUN_GAP
+    )
+
+
+def editable(message: "Message", *, conversation_open: bool, now: datetime | None = None) -> bool:
+    """Whether its author may still edit ``message`` (the row then offers the editor)."""
+    window = timedelta(seconds=settings.KONTOR_EDIT_WINDOW_SECONDS)
+    return (
+        message.deleted_at is None
+        # A restricted person's messages are hidden: their text is in no row.
+        and message.author.processing_restricted_at is None
+        and conversation_open
+        and (not window or (now or timezone.now()) - message.created_at < window)
+    )
+
+
+@dataclass
+class MessageRow:
+    """One message as a row: whether it continues the run above, whether its
+    author may edit it, its reactions, and for a page (not for a live event)
+    the dividers above it, who has read up to it and what concerns the reader."""
+
+    message: "Message"
+    continues_run: bool = False
+    can_edit: bool = False
+    reactions: "list[ReactionSummary]" = field(default_factory=list)
+    seen_by: "list[User]" = field(default_factory=list)
+    mentions_me: bool = False
+    day: date | None = None
+    unread_divider: bool = False
+    pending: bool = False
+
+
+def message_row_html(row: MessageRow) -> str:
+    """The row every reader's page gets for a live event. Without a reader its
+    times are in UTC; the page shows them in the reader's own time zone."""
+    with timezone.override(UTC):
+        return render_to_string("messenger/_message.html", {"row": row}).strip()
+
+
+def reactions_html(message_id: int, reactions: "list[ReactionSummary]") -> str:
+    """A message's reaction pills, as its row shows them (for a live reaction)."""
+    context = {"message_id": message_id, "reactions": reactions}
+    return render_to_string("messenger/_reactions.html", context).strip()

@@ -132,28 +132,60 @@ class ConversationPage:
         return [m.user for m in self.members if m.user.is_external]
 
 
-def _message_views(user: User, messages: list[Message]) -> list[MessageView]:
-    ids = [m.pk for m in messages]
+def reaction_summaries(
+    *, message_ids: list[int], viewer: User | None = None
+) -> dict[int, list[ReactionSummary]]:
+    """Each message's reactions by emoji, in the order they were first given
+    (one query). ``mine`` says whether ``viewer`` gave one; without a viewer
+    (a live event, the same for every reader) it is never set."""
     summaries: dict[int, dict[str, ReactionSummary]] = defaultdict(dict)
-    mentioned_ids: set[int] = set()
-    if ids:
+    if message_ids:
         for reaction in (
-            Reaction.objects.filter(message_id__in=ids).select_related("user").order_by("created_at", "pk")
+            Reaction.objects.filter(message_id__in=message_ids)
+            .select_related("user")
+            .order_by("created_at", "pk")
         ):
             summary = summaries[reaction.message_id].setdefault(
                 reaction.emoji, ReactionSummary(emoji=reaction.emoji, count=0, mine=False)
             )
             summary.count += 1
-            summary.mine = summary.mine or reaction.user_id == user.pk
+            summary.mine = summary.mine or (viewer is not None and reaction.user_id == viewer.pk)
             summary.names.append(str(reaction.user))
             summary.user_ids.append(reaction.user_id)
+    return {message_id: list(found.values()) for message_id, found in summaries.items()}
+
+
+def messages_before(*, messages: list[Message]) -> dict[int, Message]:
+    """The message just before each of ``messages`` in its conversation, by
+    message id (one query; a conversation's first message has none)."""
+    if not messages:
+        return {}
+    wanted = {(m.conversation_id, m.seq - 1) for m in messages}
+    candidates = Message.objects.only("id", "conversation_id", "seq", "author_id", "created_at")
+    if len(wanted) == 1:  # a live event: the plainest query
+        ((conversation_id, seq),) = wanted
+        candidates = candidates.filter(conversation_id=conversation_id, seq=seq)
+    else:
+        candidates = candidates.filter(
+            conversation_id__in={c for c, _ in wanted}, seq__in={s for _, s in wanted}
+        )
+    found = {(m.conversation_id, m.seq): m for m in candidates if (m.conversation_id, m.seq) in wanted}
+    keys = {m.pk: (m.conversation_id, m.seq - 1) for m in messages}
+    return {pk: found[key] for pk, key in keys.items() if key in found}
+
+
+def _message_views(user: User, messages: list[Message]) -> list[MessageView]:
+    ids = [m.pk for m in messages]
+    summaries = reaction_summaries(message_ids=ids, viewer=user)
+    mentioned_ids: set[int] = set()
+    if ids:
         mentioned_ids = set(
             Mention.objects.filter(message_id__in=ids, user=user).values_list("message_id", flat=True)
         )
     return [
         MessageView(
             message=m,
-            reactions=list(summaries[m.pk].values()),
+            reactions=summaries.get(m.pk, []),
             mentions_me=(m.pk in mentioned_ids or m.mentions_everyone) and m.author_id != user.pk,
         )
         for m in messages
@@ -228,8 +260,18 @@ def _visible_events(user: User) -> "QuerySet[Event]":
 
 
 def _with_payload_data(events: "QuerySet[Event]") -> "QuerySet[Event]":
-    return events.select_related("actor", "subject", "message", "message__author").prefetch_related(
-        Prefetch("message__mentions", queryset=Mention.objects.only("message_id", "user_id"))
+    """What ``messenger.events.event_payloads`` needs of each event, its message and row."""
+    return events.select_related(
+        "actor",
+        "subject",
+        "message",
+        "message__author",
+        "message__conversation",
+        "message__reply_to",
+        "message__reply_to__author",
+    ).prefetch_related(
+        Prefetch("message__mentions", queryset=Mention.objects.only("message_id", "user_id")),
+        Prefetch("message__attachments", queryset=MessageAttachment.objects.select_related("file")),
     )
 
 

@@ -1,8 +1,8 @@
 """The messenger's pages. Each view parses its input, makes one access or
 service call and renders or redirects; ``messenger.services`` does every write.
 
-Everything works with plain form posts. With JavaScript, static/js/chat.js
-sends the same actions over the websocket and keeps the page live.
+Everything works with plain form posts. With JavaScript, the page's script
+(static/js/chat/) sends the same actions over the websocket and keeps the page live.
 
 A domain error becomes a 404 when it says "not found" (missing and not a
 member get the same answer), otherwise a message to the person: nothing changed.
@@ -10,8 +10,6 @@ member get the same answer), otherwise a message to the person: nothing changed.
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import date, timedelta
 from typing import Any, TypeVar
 
 from django import forms
@@ -30,10 +28,9 @@ from accounts.models import User
 from accounts.selectors import user_has_mfa
 from archive import services as archive_services
 from archive.errors import FileRefused
-from messenger import presence, selectors, services
+from messenger import notices, presence, selectors, services
 from messenger.errors import MessengerError, NotFound
 from messenger.forms import (
-    QUICK_REACTIONS,
     AllowExternalForm,
     ChannelForm,
     DirectoryForm,
@@ -51,12 +48,11 @@ from messenger.forms import (
 )
 from messenger.models import Message
 from messenger.permissions import access_message
-from messenger.selectors import ConversationPage, MessageView, ReactionSummary
+from messenger.rendering import MessageRow, continues_run, editable
+from messenger.selectors import ConversationPage
 
 T = TypeVar("T")
 
-# Messages by one person less than this apart are shown as one run (one header).
-RUN_GAP = timedelta(minutes=5)
 PEOPLE_LIMIT = 200
 GROUP_NAME_MAX = 80
 
@@ -123,31 +119,11 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
 # --- A conversation ---------------------------------------------------------
 
 
-@dataclass
-class MessageRow:
-    """One message as the page shows it: whether it starts a run (avatar, name
-    and time), the day or "new" divider above it, who reacted and who has read
-    up to it."""
-
-    view: MessageView
-    starts_run: bool
-    day: date | None
-    unread_divider: bool
-    can_edit: bool
-    reactions: list[tuple[ReactionSummary, str]]
-    seen_by: list[User]
-
-    @property
-    def message(self) -> Message:
-        return self.view.message
-
-
 def _is_latest(page: ConversationPage) -> bool:
     return not page.messages or page.messages[-1].message.seq >= page.conversation.last_seq
 
 
 def _message_rows(user: User, page: ConversationPage, *, unread_after: int | None) -> list[MessageRow]:
-    window = timedelta(seconds=settings.KONTOR_EDIT_WINDOW_SECONDS)
     now = timezone.now()
     open_for_changes = page.conversation.archived_at is None
     rows: list[MessageRow] = []
@@ -161,36 +137,27 @@ def _message_rows(user: User, page: ConversationPage, *, unread_after: int | Non
             not divider_placed and message.seq > (unread_after or 0) and message.author_id != user.pk
         )
         divider_placed = divider_placed or unread_divider
-        starts_run = (
-            previous is None
-            or new_day
-            or unread_divider
-            or previous.author_id != message.author_id
-            or previous.deleted_at is not None
-            or message.reply_to_id is not None
-            or message.created_at - previous.created_at > RUN_GAP
-        )
         rows.append(
             MessageRow(
-                view=view,
-                starts_run=starts_run,
-                day=day if new_day else None,
-                unread_divider=unread_divider,
-                can_edit=(
-                    message.author_id == user.pk
-                    and message.deleted_at is None
-                    and open_for_changes
-                    and (not window or now - message.created_at < window)
-                ),
-                reactions=[
-                    (summary, " ".join(str(i) for i in summary.user_ids)) for summary in view.reactions
-                ],
+                message=message,
+                continues_run=continues_run(previous, message),
+                can_edit=editable(message, conversation_open=open_for_changes, now=now),
+                reactions=view.reactions,
                 # Where each member's read marker stands; an author's own is no news.
                 seen_by=[p for p in page.seen_by.get(message.pk, []) if p.pk != message.author_id],
+                mentions_me=view.mentions_me,
+                day=day if new_day else None,
+                unread_divider=unread_divider,
             )
         )
         previous = message
     return rows
+
+
+def _pending_row(user: User, page: ConversationPage) -> MessageRow:
+    """The row of a send in flight, which the page's script copies (never saved)."""
+    message = Message(conversation=page.conversation, author=user, created_at=timezone.now())
+    return MessageRow(message=message, pending=True)
 
 
 def _conversation_page(user: User, conversation_id: int, before: int | None = None) -> ConversationPage:
@@ -211,7 +178,7 @@ def _reply_target(user: User, conversation_id: int, message_id: int | None) -> M
 
 
 def _chat_data(page: ConversationPage, *, is_latest: bool) -> dict[str, Any]:
-    """What chat.js needs to know about the open conversation (as JSON, for CSP)."""
+    """What the page's script (static/js/chat/) needs of the open conversation (JSON, for CSP)."""
     return {
         "conversation": page.conversation.pk,
         "kind": page.conversation.kind,
@@ -243,6 +210,8 @@ def _render_conversation(
     user = request.user
     is_latest = _is_latest(page)
     partner = page.partner
+    can_write = page.conversation.archived_at is None and (partner is None or partner.is_active)
+    # Everything the template shows is loaded here: drawing it makes no query.
     context = {
         "page": page,
         "conversation": page.conversation,
@@ -253,9 +222,11 @@ def _render_conversation(
         "event_id": event_id,
         "is_latest": is_latest,
         "online_ids": presence.online_user_ids([m.user_id for m in page.members]),
-        "can_write": page.conversation.archived_at is None and (partner is None or partner.is_active),
+        "can_write": can_write,
         "chat_data": _chat_data(page, is_latest=is_latest),
-        "quick_reactions": QUICK_REACTIONS,
+        "pending_row": _pending_row(user, page) if can_write else None,
+        "sidebar_items": selectors.sidebar_for_user(user=user),
+        "recording": notices.recording_notice(page.conversation),
     }
     return render(request, "messenger/conversation.html", context, status=status)
 
@@ -270,7 +241,7 @@ def conversation(request: AuthenticatedHttpRequest, conversation_id: int) -> Htt
     if request.htmx and before is not None:
         page = _conversation_page(request.user, conversation_id, before)
         rows = _message_rows(request.user, page, unread_after=None)
-        context = {"page": page, "rows": rows, "quick_reactions": QUICK_REACTIONS}
+        context = {"page": page, "rows": rows}
         return render(request, "messenger/_messages.html", context)
     # Read before the page's queries, so that the socket resumes from here
     # without a gap (see messenger.templatetags.chat.journal_position).
@@ -708,8 +679,11 @@ def search(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def sidebar(request: AuthenticatedHttpRequest) -> HttpResponse:
-    """The sidebar's conversation list alone: chat.js swaps it in when a
+    """The sidebar's conversation list alone: the page's script swaps it in when a
     conversation appears, is renamed or is left."""
     current = request.GET.get("current", "")
-    context = {"conversation_id": int(current) if current.isdigit() else None}
+    context = {
+        "conversation_id": int(current) if current.isdigit() else None,
+        "sidebar_items": selectors.sidebar_for_user(user=request.user),
+    }
     return render(request, "messenger/_sidebar_fragment.html", context)

@@ -2,17 +2,19 @@
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from html import unescape
 from typing import Any
 
 from django import template
 from django.utils import timezone
 from django.utils.formats import date_format
-from django.utils.html import format_html, strip_tags
+from django.utils.html import format_html, format_html_join, strip_tags
 from django.utils.safestring import SafeString
 
 from accounts.models import User
 from messenger import presence, selectors
+from messenger.forms import QUICK_REACTIONS
 from messenger.selectors import SidebarItem
 
 register = template.Library()
@@ -109,6 +111,32 @@ def icon(name: str) -> SafeString:
     return format_html(
         '<svg class="icon" aria-hidden="true" focusable="false"><use href="#i-{}"></use></svg>', name
     )
+
+
+@register.simple_tag
+@cache
+def quick_reaction_buttons() -> SafeString:
+    """The reaction picker's buttons, the same on every row (drawn once per process)."""
+    return format_html_join(
+        "",
+        '<button type="submit" class="picker__emoji" name="emoji" value="{}">{}</button>',
+        ((emoji, emoji) for emoji in QUICK_REACTIONS),
+    )
+
+
+_FILE_KINDS = {
+    "pdf": "pdf",
+    **dict.fromkeys(("doc", "docx", "odt", "rtf", "txt", "md"), "doc"),
+    **dict.fromkeys(("xls", "xlsx", "ods", "csv"), "sheet"),
+    **dict.fromkeys(("ppt", "pptx", "odp"), "slides"),
+    **dict.fromkeys(("png", "jpg", "jpeg", "gif", "webp"), "image"),
+}
+
+
+@register.filter
+def file_kind(extension: str) -> str:
+    """The colour of a file card's type badge: pdf, doc, sheet, slides, image or other."""
+    return _FILE_KINDS.get((extension or "").lower().lstrip("."), "other")
 
 
 @register.filter

@@ -3,9 +3,10 @@
 Ben's websocket goes through Playwright (``route_web_socket``), so the test can
 cut it like a dropped network would and refuse his reconnects until the network
 is "back". Anna sends three messages in the meantime. When Ben's socket gets
-through again, chat.js resumes from the last mark the server gave it
-(``{"type": "resume", "after": N}``, docs/protocol.md, "Resuming") and the three
-messages appear once each, in order, on the page he never left.
+through again, the page's script (static/js/chat/socket.js) resumes from the
+last mark the server gave it (``{"type": "resume", "after": N}``,
+docs/protocol.md, "Resuming") and the three messages appear once each, in
+order, on the page he never left.
 """
 
 import json

@@ -177,7 +177,7 @@ def test_keyboard_shortcuts_journey(
     # Scrolled back in the history, a new message from Anna stays unread...
     page.locator("[data-scroller]").evaluate("el => { el.scrollTop = -el.scrollHeight; }")
     expect(page.locator("[data-jump]")).to_be_hidden()
-    # Scrolled back as the page sees it (chat.js: more than 80 px from the bottom).
+    # Scrolled back as the page sees it (static/js/chat/conversation.js: more than 80 px from the bottom).
     page.wait_for_function("() => Math.abs(document.querySelector('[data-scroller]').scrollTop) >= 80")
     # (Anna writes from her own browser: without Redis only the server's process can broadcast.)
     anna_context = browser.new_context(base_url=live_server_url, viewport=DESKTOP)

@@ -2,6 +2,7 @@
 the database before the change is committed."""
 
 import asyncio
+import json
 import threading
 import time
 from typing import Any
@@ -178,7 +179,8 @@ def test_broadcast_waits_for_the_commit(
     for callback in callbacks:
         callback()
     assert [group for group, _ in broadcasts] == [f"conv.{conversation.pk}"]
-    payload = broadcasts[0][1]["payload"]
+    # The frame travels encoded, once for every socket.
+    payload = json.loads(broadcasts[0][1]["text"])
     assert (payload["type"], payload["event"], payload["message"]["body"]) == (
         "message",
         sent.event_id,

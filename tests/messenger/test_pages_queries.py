@@ -1,15 +1,20 @@
 """Loading a conversation, its older messages or the sidebar takes the same
 number of queries however long the conversation is."""
 
+from typing import Any
+
 import pytest
 from django.db import connection
+from django.http import HttpRequest, HttpResponse
+from django.template import engines, loader
+from django.template.context_processors import csrf
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from pytest_django import DjangoAssertNumQueries
 
 from accounts.models import User
-from messenger import services
-from messenger.models import Conversation
+from messenger import services, views
+from messenger.models import Conversation, Message
 
 pytestmark = pytest.mark.django_db
 
@@ -124,3 +129,61 @@ def test_the_sidebar_costs_every_page_the_same(client: Client, alice: User, bob:
 
     # Only the direct partners' query joins in once there is a direct conversation.
     assert len(busy.captured_queries) == len(empty.captured_queries) + 1
+
+
+@pytest.fixture
+def drawing_without_queries(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: DjangoAssertNumQueries
+) -> list[str]:
+    """Pages of the messenger's views drawn in two steps: the view's context and
+    the context processors' first (they may query), then the template, which
+    must not make a single query (no lazy query in a template or a tag)."""
+    drawn: list[str] = []
+
+    def render(
+        request: HttpRequest, template_name: str, context: dict[str, Any] | None = None, status: int = 200
+    ) -> HttpResponse:
+        flat: dict[str, Any] = {"csrf_token": csrf(request)["csrf_token"]}
+        for processor in engines["django"].engine.template_context_processors:  # type: ignore[attr-defined]
+            flat.update(processor(request))
+        flat.update(context or {})
+        template = loader.get_template(template_name)
+        with django_assert_num_queries(0):
+            html = template.render(flat)
+        drawn.append(template_name)
+        return HttpResponse(html, status=status)
+
+    monkeypatch.setattr(views, "render", render)
+    return drawn
+
+
+def test_drawing_the_conversation_page_makes_no_query(
+    client: Client, alice: User, bob: User, charlie: User, drawing_without_queries: list[str]
+) -> None:
+    channel, *others = _conversations(alice, bob, charlie)
+    for conversation in [channel, *others]:
+        _fill(conversation, [alice, bob, charlie] if conversation != others[-1] else [alice, bob], 12)
+    mine = Message.objects.filter(conversation=channel, author=alice).latest("seq")
+    services.message_edit(actor=alice, message_id=mine.pk, body="Edited")
+    client.force_login(alice)
+
+    response = client.get(channel.get_absolute_url())
+
+    assert response.status_code == 200
+    assert drawing_without_queries == ["messenger/conversation.html"]
+    page = response.content.decode()
+    assert page.count('<article id="m') == 12 and "(edited)" in page and 'class="side-item' in page
+
+
+def test_drawing_the_sidebar_makes_no_query(
+    client: Client, alice: User, bob: User, charlie: User, drawing_without_queries: list[str]
+) -> None:
+    for conversation in _conversations(alice, bob, charlie):
+        _fill(conversation, [bob, alice], 5)
+    client.force_login(alice)
+
+    response = client.get("/sidebar/")
+
+    assert response.status_code == 200
+    assert drawing_without_queries == ["messenger/_sidebar_fragment.html"]
+    assert response.content.decode().count('<a class="side-item') == 3

@@ -96,7 +96,8 @@ def dropped() -> Iterator[set[str]]:
     original = events._send
 
     def lossy(group: str, message: dict[str, Any]) -> None:
-        payload = message.get("payload") or {}
+        # A journal event travels encoded once for every socket ("text").
+        payload = json.loads(message["text"]) if "text" in message else message.get("payload") or {}
         body = (
             (payload.get("message") or {}).get("body") if isinstance(payload.get("message"), dict) else None
         )

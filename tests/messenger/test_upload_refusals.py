@@ -150,7 +150,7 @@ def test_too_many_parts_are_refused_in_json(alice: User, media: Path, settings: 
 
 def test_a_csrf_failure_is_refused_in_json(alice: User, media: Path) -> None:
     client = logged_in(alice, enforce_csrf_checks=True)
-    token = str(client.get("/").context["csrf_token"])  # the page's token, as chat.js reads it
+    token = str(client.get("/").context["csrf_token"])  # the page's token, as the page's script reads it
 
     missing = client.post(
         "/files/upload/",

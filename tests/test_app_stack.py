@@ -7,12 +7,15 @@ The scan reads every module of every app (management commands included,
 migrations aside: they are history and name their dependencies themselves) and
 finds imports at any depth, in functions too, and model references by string
 (``ForeignKey("compliance.LegalHold")``), which tie apps together as firmly as an
-import. Imports under ``if TYPE_CHECKING:`` are type hints only and allowed.
+import. Imports under ``if TYPE_CHECKING:`` are type hints only and allowed. An
+app's templates may load only the tag libraries of the apps it may import.
 """
 
 import ast
 import re
 from pathlib import Path
+
+from django.template.backends.django import get_installed_libraries
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -113,6 +116,42 @@ def test_the_apps_form_a_one_way_stack() -> None:
         for problem in violations(path.read_text(), path.relative_to(ROOT).as_posix())
     ]
     assert problems == []
+
+
+TEMPLATE_LOAD = re.compile(r"{%\s*load\s+([^%]+?)\s*%}")
+
+
+def template_violations(source: str, path: str, libraries: dict[str, str]) -> list[str]:
+    """Tag libraries of apps above or beside the template's own app."""
+    app = path.split("/")[0]
+    allowed = MAY_IMPORT[app] | {app}
+    found = []
+    for match in TEMPLATE_LOAD.finditer(source):
+        names = match.group(1).split()
+        if "from" in names:  # {% load tag from library %}
+            names = names[names.index("from") + 1 :]
+        for name in names:
+            owner = libraries.get(name, "").split(".")[0]
+            if owner in APPS and owner not in allowed:
+                line = source.count("\n", 0, match.start()) + 1
+                found.append(f"{path}:{line}: {app} loads {owner}'s tags {name!r}")
+    return found
+
+
+def test_templates_load_only_the_tags_of_apps_below() -> None:
+    libraries = get_installed_libraries()
+    templates = sorted(path for app in APPS for path in (ROOT / app).glob("templates/**/*") if path.is_file())
+    assert len(templates) > 50
+    problems = [
+        problem
+        for path in templates
+        for problem in template_violations(path.read_text(), path.relative_to(ROOT).as_posix(), libraries)
+    ]
+    assert problems == []
+    # A careless page would be caught.
+    assert template_violations(
+        "{% load static %}\n{% load audit_detail chat %}", "messenger/templates/x.html", libraries
+    ) == ["messenger/templates/x.html:2: messenger loads compliance's tags 'audit_detail'"]
 
 
 def test_the_scan_catches_a_back_import() -> None:

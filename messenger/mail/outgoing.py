@@ -19,6 +19,7 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 
 from accounts.models import User
+from messenger import notices
 from messenger.mail.tokens import base_address, reply_address, reply_domain
 from messenger.models import Conversation, Membership, Message
 
@@ -208,6 +209,7 @@ def welcome_mail(*, contact: User, conversation: Conversation, added_by: User) -
         "title": str(conversation),
         "added_by": added_by,
         "company": settings.KONTOR_COMPANY_NAME,
+        "recording": notices.recording_notice(conversation),
     }
     mail = EmailMultiAlternatives(
         subject=f"[{settings.KONTOR_COMPANY_NAME}] {conversation}",

@@ -28,8 +28,9 @@ from django.utils import timezone
 from accounts.models import User
 from archive.models import StoredFile
 from archive.services import file_store
+from compliance import policies
 from compliance import services as compliance_services
-from compliance.models import RetentionRecord
+from compliance.models import RetentionPolicy, RetentionRecord
 from messenger import services
 from messenger.errors import Forbidden, Invalid
 from messenger.mail import delivery, imap, incoming, lmtp, tokens
@@ -468,6 +469,26 @@ def test_an_external_contact_is_told_how_to_take_part_and_can_never_sign_in(
         assert b"/password/reset/key/" not in sent.raw
     client.post("/accounts/login/", {"login": jana.email, "password": ""})
     assert "_auth_user_id" not in client.session
+
+
+@pytest.mark.django_db
+def test_a_contact_added_to_a_recorded_conversation_is_told_so_in_the_welcome_mail(
+    alice: User,
+    auditor: User,
+    deals: Conversation,
+    smtp_outbox: SmtpOutbox,
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    regulated = RetentionPolicy.objects.get(name="Investment services communications (EU)")
+    policies.policy_assign(
+        actor=auditor, policy_id=regulated.pk, conversation=deals, reason="Client orders desk"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        services.external_contact_add(actor=alice, conversation_id=deals.pk, email="jana@client.example")
+
+    [welcome] = smtp_outbox.wait_for(1)
+    assert "This conversation is recorded" in part(welcome.message, "plain")
+    assert "This conversation is recorded" in part(welcome.message, "html")
 
 
 @pytest.mark.django_db

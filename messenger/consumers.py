@@ -78,10 +78,11 @@ def _resume_frames(user: User, after: int) -> tuple[list[dict[str, Any]], bool, 
 
 
 def _sync_frames(
-    user: User, socket: str, after: int, upto: int | None, delivered: set[int]
+    user: User, socket: str, after: int, upto: int | None, delivered: set[int], heartbeat: bool
 ) -> tuple[list[dict[str, Any]], bool, int]:
-    """What the live stream missed between the mark and ``upto`` (None: the head)."""
-    if upto is None:
+    """What the live stream missed between the mark and ``upto`` (None: the
+    head). The sweep renews the socket's presence in the same hop."""
+    if heartbeat:
         presence.presence_heartbeat(user_id=user.pk, socket=socket)
     check = selectors.journal_check(
         user=user, after=after, upto=upto, delivered=delivered, limit=settings.KONTOR_RESUME_LIMIT
@@ -461,9 +462,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.sync_upto > (self.mark or 0):
             self._sync_soon(self.sync_upto)
 
-    async def _check_journal(self, upto: int | None) -> None:
+    async def _check_journal(self, upto: int | None, *, heartbeat: bool = False) -> None:
         """Send what the stream missed up to ``upto`` (None: the journal's head),
-        then move the mark there and tell the client."""
+        then move the mark there and tell the client; with ``heartbeat``, renew
+        the socket's presence too."""
         if self.mark is None or self.disabled or self.released:
             return
         if upto is not None and upto <= self.mark:
@@ -471,7 +473,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         after = self.mark
         delivered = {e for e in self.sent_events if e > after}
         missing, truncated, checked = await database_sync_to_async(_sync_frames)(
-            self.user, self.channel_name, after, upto, delivered
+            self.user, self.channel_name, after, upto, delivered, heartbeat
         )
         if truncated:
             await self._resync()
@@ -502,7 +504,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                         user_id=self.user.pk, socket=self.channel_name
                     )
                 else:
-                    await self._check_journal(None)
+                    await self._check_journal(None, heartbeat=True)
             except Exception:
                 # A database or cache hiccup: the next beat tries again.
                 logger.warning("Sync sweep of a socket of user %s failed", self.user.pk, exc_info=True)

@@ -429,3 +429,47 @@ async def wait_for(predicate: Callable[[], bool], what: str) -> None:
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+def test_the_sweep_renews_the_sockets_presence_and_a_live_check_does_not(
+    alice: User, bob: User, dm: Conversation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quiet tab stays online: its sweep renews its presence entry in the same
+    hop as the journal check. The checks after live events leave presence alone
+    (they come often; the entry needs a beat every HEARTBEAT seconds, not more)."""
+    # The live check runs at once; the first sweep comes seconds later.
+    monkeypatch.setattr(consumers, "SYNC_SWEEP", 5.0)
+    monkeypatch.setattr(consumers, "SYNC_DELAY", 0.0)
+    checks: list[tuple[bool, bool]] = []  # (up to the head, presence renewed)
+    beats: list[str] = []
+    sync_frames, renew = consumers._sync_frames, presence.presence_heartbeat
+
+    def sync(
+        user: User, socket: str, after: int, upto: int | None, delivered: set[int], heartbeat: bool
+    ) -> Any:
+        before = len(beats)
+        result = sync_frames(user, socket, after, upto, delivered, heartbeat)
+        checks.append((upto is None, len(beats) > before))
+        return result
+
+    def counted(*, user_id: int, socket: str) -> None:
+        beats.append(socket)
+        renew(user_id=user_id, socket=socket)
+
+    monkeypatch.setattr(consumers, "_sync_frames", sync)
+    monkeypatch.setattr(presence, "presence_heartbeat", counted)
+
+    async def scenario() -> None:
+        b = await connect(bob)
+        seen = Seen()
+        seen.take(await resumed(b, await latest_event_id()))
+        sent = await message_send(actor=alice, conversation_id=dm.pk, body="checked after it arrives")
+        await read_until_synced(b, seen, sent.event_id)
+        deadline = time.monotonic() + 60
+        while not ((True, True) in checks and (False, False) in checks):
+            assert time.monotonic() < deadline, checks
+            await asyncio.sleep(0.05)
+        await b.close()
+
+    run(scenario)
+    assert (True, False) not in checks and (False, True) not in checks

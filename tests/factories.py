@@ -57,3 +57,17 @@ class UserFactory(factory.django.DjangoModelFactory):
 def make_user(**fields: Any) -> User:
     """A typed shortcut for ``UserFactory(**fields)``."""
     return cast(User, UserFactory(**fields))
+
+
+def settings_change(user: User, **changes: Any) -> User:
+    """The person changes their own settings on the profile page (the profile
+    service), keeping everything else as it is."""
+    from accounts.services import profile_update
+
+    fields: dict[str, Any] = {
+        "display_name": user.display_name,
+        "job_title": user.job_title,
+        "phone": user.phone,
+        "time_zone": user.time_zone,
+    }
+    return profile_update(user=user, **{**fields, **changes})

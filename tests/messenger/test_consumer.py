@@ -20,6 +20,7 @@ from pytest_django import Settings
 from accounts.models import User
 from messenger import consumers, selectors, services
 from messenger.models import Conversation, Event, Membership, Message, Reaction
+from tests.factories import settings_change
 from tests.messenger.conftest import Socket, open_socket
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
@@ -267,7 +268,7 @@ def test_read_reaches_the_other_member(alice: User, bob: User, dm: Conversation,
 def test_read_without_receipts_reaches_only_my_other_tabs(
     alice: User, bob: User, dm: Conversation, posted: Message
 ) -> None:
-    User.objects.filter(pk=bob.pk).update(send_read_receipts=False)
+    settings_change(bob, send_read_receipts=False)
 
     async def scenario() -> None:
         a, b, b_elsewhere = await connect(alice), await connect(bob), await connect(bob)

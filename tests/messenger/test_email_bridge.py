@@ -36,6 +36,7 @@ from messenger.errors import Forbidden, Invalid
 from messenger.mail import delivery, imap, incoming, lmtp, tokens
 from messenger.models import Conversation, InboundMail, MailNotification, Message
 from tests.archive.conftest import PDF, png_bytes
+from tests.factories import settings_change
 from tests.live import free_port
 from tests.messenger import test_reply_text as reply_cases
 from tests.messenger.conftest import open_socket
@@ -165,7 +166,7 @@ def test_a_message_read_in_time_is_not_mailed(
 def test_nobody_is_mailed_who_switched_mail_off(
     alice: User, bob: User, dm: Conversation, smtp_outbox: SmtpOutbox
 ) -> None:
-    User.objects.filter(pk=bob.pk).update(email_notifications="off")
+    settings_change(bob, email_notifications="off")
     services.message_send(actor=alice, conversation_id=dm.pk, body="Lunch?")
     assert delivery.deliver_due(now=later(60)) == 0
     assert not MailNotification.objects.exists()
@@ -175,7 +176,7 @@ def test_nobody_is_mailed_who_switched_mail_off(
 def test_immediately_means_at_once_when_no_tab_is_open(
     alice: User, bob: User, dm: Conversation, smtp_outbox: SmtpOutbox, django_capture_on_commit_callbacks: Any
 ) -> None:
-    User.objects.filter(pk=bob.pk).update(email_notifications="immediately")
+    settings_change(bob, email_notifications="immediately")
     with django_capture_on_commit_callbacks() as callbacks:
         services.message_send(actor=alice, conversation_id=dm.pk, body="The customer is on the phone")
     assert callbacks  # the send schedules the mail task on commit
@@ -196,7 +197,7 @@ def test_a_daily_digest_collects_every_conversation_at_the_digest_hour(
     settings: Any,
 ) -> None:
     settings.KONTOR_EMAIL_DIGEST_HOUR = 8
-    User.objects.filter(pk=bob.pk).update(email_notifications="digest", time_zone="Europe/Berlin")
+    settings_change(bob, email_notifications="digest", time_zone="Europe/Berlin")
     services.message_send(actor=alice, conversation_id=dm.pk, body="Quarterly numbers are in")
     services.message_send(actor=alice, conversation_id=deals.pk, body="@bob please sign")
     due = MailNotification.objects.filter(user=bob).values_list("due_at", flat=True)

@@ -12,7 +12,7 @@ from accounts.models import User
 from messenger import selectors, services
 from messenger.errors import NotFound
 from messenger.models import Conversation, Event, Membership
-from tests.factories import make_user
+from tests.factories import make_user, settings_change
 
 pytestmark = pytest.mark.django_db
 
@@ -232,7 +232,7 @@ def test_seen_by_respects_read_receipts_setting(
     first = send(alice, group, "one")
     second = send(alice, group, "two")
     send(alice, group, "three")
-    User.objects.filter(pk=charlie.pk).update(send_read_receipts=False)
+    settings_change(charlie, send_read_receipts=False)
     services.conversation_mark_read(actor=bob, conversation_id=group.pk, message_id=second)
     services.conversation_mark_read(actor=charlie, conversation_id=group.pk)
 

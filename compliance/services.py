@@ -165,6 +165,10 @@ def snapshot_conversation(*, conversation_id: int) -> Snapshot:
         "policy": {"name": policy.name, "class": policy.record_class},
         "retain_until": keep_until.isoformat(),
     }
+    if settings.KONTOR_ARCHIVE_HMAC_KEY:
+        # Inside the hash: this record was made with a key, so it must carry
+        # an HMAC. Blanking the HMAC column is then tampering, not an old record.
+        payload["keyed"] = True
     content = canonical_json(payload)
     digest = record_hash(content)
     record = RetentionRecord.objects.create(

@@ -124,19 +124,20 @@ def _verify_chain(cursor: SnapshotCursor, report: Report, *, copies: bool = True
         if record_hash(raw) != record.sha256:
             report.problems.append(f"{name}: its content does not match its hash (altered)")
             return
+        payload = json.loads(content)
         # Records made before a key was configured carry no HMAC; their hash,
-        # the chain and the seals still hold them.
-        # Once a chain carries HMACs, every later record must too: a blanked
-        # HMAC is a removed one.
-        if settings.KONTOR_ARCHIVE_HMAC_KEY and keyed_before and not record.hmac:
-            report.problems.append(f"{name}: its HMAC was removed (the records before it carry one)")
+        # the chain and the seals still hold them. A record made with a key says
+        # so inside its hash ("keyed"), and once a chain carries HMACs every
+        # later record must too: a blanked HMAC is a removed one.
+        if not record.hmac and (payload.get("keyed") or (settings.KONTOR_ARCHIVE_HMAC_KEY and keyed_before)):
+            made = "it was made with a key" if payload.get("keyed") else "the records before it carry one"
+            report.problems.append(f"{name}: its HMAC was removed ({made})")
             return
         keyed = settings.KONTOR_ARCHIVE_HMAC_KEY and record.hmac
         keyed_before = keyed_before or bool(record.hmac)
         if keyed and not hmac.compare_digest(record_hmac(raw), record.hmac):
             report.problems.append(f"{name}: its HMAC does not match")
             return
-        payload = json.loads(content)
         if (payload.get("seq"), payload.get("previous_hash"), payload.get("last_event")) != (
             record.seq,
             record.previous_hash,

@@ -110,3 +110,42 @@ def test_an_edit_archives_the_files_the_message_still_has(
     versions = [e["revision"] for e in json.loads(record.content.canonical_json)["events"] if "revision" in e]
     assert [v["kind"] for v in versions] == ["created", "edited"]
     assert [f["sha256"] for f in versions[1]["files"]] == [stored.sha256]
+
+
+def test_a_blanked_hmac_on_the_first_record_made_with_a_key_is_named(
+    alice: User, dm: Conversation, settings: Any
+) -> None:
+    """With a key configured from the start, no record before tells the HMAC was
+    there: the record says so itself, inside its hash."""
+    from compliance.verification import verify
+    from compliance.workspace.chain import records as chain_records
+    from tests.compliance.test_snapshots import _without_guards
+
+    settings.KONTOR_ARCHIVE_HMAC_KEY = "k" * 32
+    only = _archived(alice, dm)
+    assert json.loads(only.content.canonical_json)["keyed"] is True
+    assert verify().ok
+
+    _without_guards(f"UPDATE compliance_retentionrecord SET hmac = '' WHERE id = {only.pk}")
+
+    assert (
+        f"conversation {dm.pk}, record 1 (id {only.pk}): its HMAC was removed (it was made with a key)"
+        in (verify().problems)
+    )
+    # The auditors' reader refuses it too, whether or not the key is still configured.
+    settings.KONTOR_ARCHIVE_HMAC_KEY = ""
+    [read] = chain_records.chain_read(RetentionRecord.objects.filter(pk=only.pk), chunk=10)
+    assert "carries no HMAC although it was made with a key" in read.ref.problem
+
+
+def test_records_made_without_a_key_need_no_hmac_once_one_is_configured(
+    alice: User, dm: Conversation, settings: Any
+) -> None:
+    from compliance.verification import verify
+
+    before = _archived(alice, dm)
+    assert "keyed" not in json.loads(before.content.canonical_json)
+    settings.KONTOR_ARCHIVE_HMAC_KEY = "k" * 32
+    _archived(alice, dm)
+
+    assert verify().ok

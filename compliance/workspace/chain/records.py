@@ -2,6 +2,7 @@
 checked against the record's hash (and HMAC)."""
 
 import hmac
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -75,7 +76,8 @@ def content_checked(
     """``ref`` with what its content says of it: readable or not, and the
     problem when the content does not match the record's hash, its HMAC (when
     the archive is keyed and the record carries one), or carries no HMAC
-    although earlier records of its chain do (``keyed_before``)."""
+    although it was made with a key or earlier records of its chain carry one
+    (``keyed_before``)."""
     if content is None:
         return RecordRead(replace(ref, readable=False, problem=""), None)
     problem = ""
@@ -86,6 +88,10 @@ def content_checked(
     elif settings.KONTOR_ARCHIVE_HMAC_KEY and keyed_before and not mac:
         problem = (
             f"{ref.name} carries no HMAC although the records before it do: the archive may have been altered"
+        )
+    elif not mac and json.loads(content).get("keyed") is True:
+        problem = (
+            f"{ref.name} carries no HMAC although it was made with a key: the archive may have been altered"
         )
     return RecordRead(replace(ref, readable=True, problem=problem), content)
 

@@ -60,6 +60,13 @@ from messenger.models import (
     Reaction,
 )
 
+# Why a person is erased when the last record naming them is purged, and why at
+# once when no record named them (no retention duty ever deferred it).
+RETENTION_ENDED_BASIS = "GDPR Art. 17(1): the retention duty that deferred erasure has ended."
+NOTHING_RETAINED_BASIS = (
+    "GDPR Art. 17(1): no archived record names the person, so no retention duty defers "
+    "erasure; erased without undue delay."
+)
 DEFAULT_ERASURE_BASIS = (
     "GDPR Art. 17(3)(b): erasure deferred while a legal obligation to retain runs (HGB §257, AO §147; "
     "in Germany with §35(3) BDSG), and Art. 17(3)(e) where legal claims are concerned; processing "
@@ -297,24 +304,29 @@ def processing_restrict(
         raise ValidationError("Take the administrator role away first.")
     user = user_processing_restrict(user=user)
     kept_until = _retained_until(user)
+    # No record names them: no retention duty defers the erasure, which happens now.
+    default_basis = DEFAULT_ERASURE_BASIS if kept_until else NOTHING_RETAINED_BASIS
     audit_event_record(
         kind=AuditEvent.Kind.PROCESSING_RESTRICTED,
         actor=actor,
         origin=origin,
         detail={
             "user": user.pk,
-            "legal_basis": legal_basis.strip() or DEFAULT_ERASURE_BASIS,
+            "legal_basis": legal_basis.strip() or default_basis,
             "request": request.strip(),
             "retained_until": kept_until.isoformat() if kept_until else None,
         },
     )
     if kept_until is None:
-        _erase(user, actor=actor, origin=origin)
+        _erase(user, actor=actor, origin=origin, legal_basis=NOTHING_RETAINED_BASIS)
     return user
 
 
-def _erase(user: User, *, actor: User | None, origin: Origin = Origin.NONE) -> None:
-    """Delete the person's live messages and reactions and anonymise the account."""
+def _erase(
+    user: User, *, actor: User | None, origin: Origin = Origin.NONE, legal_basis: str = RETENTION_ENDED_BASIS
+) -> None:
+    """Delete the person's live messages and reactions and anonymise the account;
+    ``legal_basis`` is why now (the retention duty ended, or there was none)."""
     with _company_days():
         message_ids: list[int] = []
         mine = Message.objects.filter(author=user)
@@ -341,7 +353,7 @@ def _erase(user: User, *, actor: User | None, origin: Origin = Origin.NONE) -> N
             "user": user.pk,
             "messages": messages,
             "files": deleted_files,
-            "legal_basis": "GDPR Art. 17(1): the retention duty that deferred erasure has ended.",
+            "legal_basis": legal_basis,
         },
     )
 

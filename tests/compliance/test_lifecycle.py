@@ -215,7 +215,14 @@ def test_erasure_with_nothing_retained_happens_at_once(bob: User, auditor: User)
 
     bob.refresh_from_db()
     assert bob.erased_at is not None
-    assert AuditEvent.objects.filter(kind=AuditEvent.Kind.PERSON_ERASED, detail__user=bob.pk).exists()
+    erased = AuditEvent.objects.get(kind=AuditEvent.Kind.PERSON_ERASED, detail__user=bob.pk)
+    restricted = AuditEvent.objects.get(kind=AuditEvent.Kind.PROCESSING_RESTRICTED, detail__user=bob.pk)
+    # No record ever named him: no retention duty existed, none "has ended" or defers anything.
+    for event in (erased, restricted):
+        assert "no archived record names the person" in event.detail["legal_basis"]
+        assert (
+            "has ended" not in event.detail["legal_basis"] and "deferred" not in event.detail["legal_basis"]
+        )
 
 
 def shown(user: User, conversation: Conversation) -> list[Message]:

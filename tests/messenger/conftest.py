@@ -1,7 +1,8 @@
 """Websocket helpers: real sessions, real ASGI stack (origin check, session auth)."""
 
+import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 import pytest
@@ -57,6 +58,19 @@ async def open_socket(user: User | None, origin: str = "http://localhost") -> tu
     # Generous: the handshake reads the session from the database.
     connected, _ = await communicator.connect(timeout=30)
     return connected, Socket(communicator)
+
+
+def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """Play an async scenario of sockets from a sync test."""
+    asyncio.run(scenario())
+
+
+async def signed_in_socket(user: User, **wait: float) -> Socket:
+    """A socket of ``user``, connected and past its ``hello``."""
+    connected, socket = await open_socket(user)
+    assert connected
+    await socket.receive_type("hello", **wait)
+    return socket
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ live membership changes and presence: what two colleagues' browser tabs see.
 import asyncio
 import json
 import uuid
-from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -21,20 +20,10 @@ from accounts.models import User
 from messenger import consumers, selectors, services
 from messenger.models import Conversation, Event, Membership, Message, Reaction
 from tests.factories import settings_change
-from tests.messenger.conftest import Socket, open_socket
+from tests.messenger.conftest import Socket, open_socket, run
+from tests.messenger.conftest import signed_in_socket as connect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
-
-
-async def connect(user: User) -> Socket:
-    connected, socket = await open_socket(user)
-    assert connected
-    await socket.receive_type("hello")
-    return socket
 
 
 async def settle(*sockets: Socket) -> None:

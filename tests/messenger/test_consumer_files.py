@@ -5,10 +5,8 @@ message carries them in order, every member's socket gets them in the message
 payload, and a refused list (someone else's upload, a wrong shape) changes nothing.
 """
 
-import asyncio
 import io
 import uuid
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -19,7 +17,8 @@ from archive.models import StoredFile
 from messenger import services
 from messenger.models import Conversation, Message, MessageAttachment, MessageRevision
 from tests.archive.conftest import PDF, png_bytes
-from tests.messenger.conftest import Socket, open_socket
+from tests.messenger.conftest import run
+from tests.messenger.conftest import signed_in_socket as connect
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -27,19 +26,8 @@ pytestmark = [
 ]
 
 
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
-
-
 def upload(user: User, data: bytes = PDF, name: str = "Angebot.pdf") -> StoredFile:
     return archive_services.file_store(upload=io.BytesIO(data), name=name, uploader=user)
-
-
-async def connect(user: User) -> Socket:
-    connected, socket = await open_socket(user)
-    assert connected
-    await socket.receive_type("hello")
-    return socket
 
 
 def send_frame(

@@ -2,10 +2,9 @@
 rendered once per event (not once per socket), and a resume replays the same
 row shape."""
 
-import asyncio
 import json
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -16,20 +15,10 @@ from django.utils import timezone
 from accounts.models import User
 from messenger import events, rendering, selectors, services
 from messenger.models import Conversation
-from tests.messenger.conftest import Socket, open_socket
+from tests.messenger.conftest import run
+from tests.messenger.conftest import signed_in_socket as connect
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("fresh_channel_layer")]
-
-
-def run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(scenario())
-
-
-async def connect(user: User) -> Socket:
-    connected, socket = await open_socket(user)
-    assert connected
-    await socket.receive_type("hello")
-    return socket
 
 
 class Counted:
